@@ -1,0 +1,47 @@
+# `make demo` and `make test` create or refresh .venv when pyproject.toml changed, then run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(PYTHON) -m uv
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+# A CPU machine must point uv at the same local wheel folder pip uses, or it fetches a CUDA torch.
+ifdef PIP_FIND_LINKS
+export UV_FIND_LINKS := $(PIP_FIND_LINKS)
+endif
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export RAY_USAGE_STATS_ENABLED := 0
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
+
+.PHONY: install system-deps demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory system-deps
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
+	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)
+	$(UV) pip install -q -p $(VENV) --compile-bytecode -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+# FFmpeg's shared libraries: torchcodec needs them for `datasets` to decode exported audio.
+system-deps:
+	@if ! ldconfig -p | grep -q 'libavcodec\.so'; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing FFmpeg libraries (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; \
+	  else echo "warning: FFmpeg libraries not found; install ffmpeg so datasets can decode exported audio"; fi; \
+	fi
+
+demo: $(STAMP)
+	$(VENV)/bin/dataflux run --config examples/demo.yaml --out runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/ingest.py
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,3 @@
+"""DataFlux: raw audio in, verified instruction data out. The library runs without an orchestrator."""
+
+__version__ = "0.1.0"

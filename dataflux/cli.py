@@ -1,0 +1,162 @@
+"""The `dataflux` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_BAD_ARGS = 2
+EXIT_STRICT = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, KeyError) as e:  # bad paths, configs, names: no traceback
+        print(f"dataflux: error: {e}", file=sys.stderr)
+        return EXIT_BAD_ARGS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dataflux", description="Turn raw audio into verified instruction data.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = sub.add_parser("ingest", help="decode, validate and store a source's audio as clips")
+    ingest.add_argument("source", help="a directory, a manifest (.csv/.jsonl/.parquet) or an fsspec URL")
+    ingest.add_argument("--out", required=True, help="run folder (local path or object-store URL)")
+    ingest.add_argument("--config", help="YAML config (its ingest section applies)")
+    _runner_args(ingest)
+    ingest.set_defaults(func=cmd_ingest)
+
+    run = sub.add_parser("run", help="run the pipeline stages into a run folder")
+    run.add_argument("--config", required=True, help="YAML config, e.g. examples/demo.yaml")
+    run.add_argument("--source", help="overrides the config's source")
+    run.add_argument("--out", help="overrides the config's run folder")
+    run.add_argument("--until", help="last stage to run (default: all)")
+    _runner_args(run)
+    run.set_defaults(func=cmd_run)
+
+    tables = sub.add_parser("tables", help="inspect the tables of a run folder")
+    tables.add_argument("action", choices=["list", "show", "history"])
+    tables.add_argument("run_dir")
+    tables.add_argument("--table", default="clips", help="table for show/history (default: clips)")
+    tables.add_argument("--version", type=int, help="table version for show (default: latest)")
+    tables.add_argument("--limit", type=int, default=10, help="rows for show (default: 10)")
+    tables.set_defaults(func=cmd_tables)
+
+    export = sub.add_parser("export", help="export a table version for trainers")
+    export.add_argument("run_dir")
+    export.add_argument("--table", default="corpus")
+    export.add_argument("--version", type=int, help="table version (default: latest)")
+    export.add_argument("--format", choices=["hf", "swift"], default="hf")
+    export.add_argument("--out", required=True)
+    export.set_defaults(func=cmd_export)
+    return p
+
+
+def _runner_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runner", choices=["local", "ray"], help="where stages run (default: local)")
+    p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start one locally)")
+    p.add_argument("--strict", action="store_true", help=f"exit with {EXIT_STRICT} if any input was rejected")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_ingest(args) -> int:
+    from dataflux.config import load_config
+    from dataflux.pipeline import with_overrides
+
+    config = with_overrides(load_config(args.config), source=args.source, out=args.out, runner=args.runner,
+                            ray_address=args.ray_address)
+    return _run(config, "ingest", args, command="ingest")
+
+
+def cmd_run(args) -> int:
+    from dataflux.config import load_config
+    from dataflux.pipeline import with_overrides
+
+    config = with_overrides(load_config(args.config), source=args.source, out=args.out, runner=args.runner,
+                            ray_address=args.ray_address)
+    return _run(config, args.until, args, command="run")
+
+
+def _run(config, until, args, command: str) -> int:
+    from dataflux.pipeline import run_pipeline
+
+    if config.source and "://" not in config.source and not Path(config.source).exists():
+        raise FileNotFoundError(f"source {config.source} does not exist")
+    info = run_pipeline(config, until=until, command=command,
+                        progress=None if args.no_progress else _progress_bars)
+    stages = info["invocations"][-1]["stages"]
+    print(f"run folder: {info['run_dir']}")
+    for name, s in stages.items():
+        reasons = ", ".join(f"{k}={v}" for k, v in s["rejected"].items()) or "none"
+        print(f"  {name}: {s['rows_in']} in, {s['rows_out']} out, {s['rejected_total']} rejected ({reasons}), "
+              f"{s['skipped']} already done, {s['seconds']:.1f}s")
+    print("  tables: " + ", ".join(f"{k}={v}" for k, v in info["counts"].items() if k != "rejects"))
+    rejected = sum(s["rejected_total"] for s in stages.values())
+    return EXIT_STRICT if args.strict and rejected else 0
+
+
+def _progress_bars(stage: str):
+    from tqdm import tqdm
+
+    bar = tqdm(desc=stage, unit="item", total=0, leave=False, disable=None)
+
+    def on_total(total: int) -> None:
+        bar.reset(total=total)
+
+    def on_progress(n: int) -> None:
+        bar.update(n)
+        if bar.total and bar.n >= bar.total:
+            bar.close()
+
+    return on_progress, on_total
+
+
+def cmd_tables(args) -> int:
+    from storage.run_folder import RunFolder
+
+    run = _existing_run(args.run_dir)
+    if args.action == "list":
+        for name in run.tables():
+            t = run.table(name)
+            print(f"{name}\tversion {t.version()}\t{t.num_rows()} rows")
+        return 0
+    table = run.table(args.table)
+    if not table.exists():
+        raise FileNotFoundError(f"table {args.table!r} does not exist in {run.uri}")
+    if args.action == "history":
+        for h in table.history():
+            print(json.dumps(h, sort_keys=True))
+        return 0
+    data = table.read(version=args.version)
+    shown = data.drop_columns([c for c in ("audio",) if c in data.column_names]).slice(0, args.limit)
+    print(f"{args.table} version {args.version if args.version is not None else table.version()}: "
+          f"{data.num_rows} rows")
+    print(shown.to_pandas().to_string(max_colwidth=60))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from storage.export import export_table
+
+    info = export_table(_existing_run(args.run_dir), args.table, args.out, args.format, args.version)
+    print(f"exported {info['rows']} rows of {info['table']} version {info['version']} as {info['format']} "
+          f"to {args.out}")
+    return 0
+
+
+def _existing_run(run_dir: str):
+    from storage.run_folder import RunFolder
+
+    if "://" not in run_dir and not Path(run_dir).is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist")
+    return RunFolder(run_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Run configuration: a YAML file mapped onto dataclasses; unknown keys are errors, not surprises."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from dataflux.audio import Limits
+from dataflux.stages.ingest import IngestConfig
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    source: str | None = None
+    out: str | None = None
+    runner: str = "local"
+    ray_address: str | None = None
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_config(path: str | Path | None) -> RunConfig:
+    """Read a YAML config; `source` is resolved relative to the file, `out` relative to the CWD."""
+    if path is None:
+        return RunConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    config = _build(RunConfig, data, str(path))
+    if config.source and "://" not in config.source and not Path(config.source).is_absolute():
+        config = dataclasses.replace(config, source=str((path.parent / config.source).resolve()))
+    return config
+
+
+_NESTED = {"ingest": IngestConfig, "limits": Limits}
+
+
+def _build(cls, data: dict, where: str):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(names))}")
+    values = {}
+    for key, value in data.items():
+        if key in _NESTED:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{key} must be a mapping")
+            value = _build(_NESTED[key], value, f"{where}.{key}")
+        values[key] = value
+    return cls(**values)

@@ -1,0 +1,1 @@
+"""DataFlux stages. Each one is a `Stage` (see dataflux/stage.py) plus the driver step that runs it."""

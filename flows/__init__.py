@@ -1,0 +1,1 @@
+"""Prefect flows and deployments that wrap the DataFlux library."""

@@ -1,0 +1,1 @@
+"""Eureka-Audio: configuration, audio encoder, MoE adapter, modeling, processing, training, evaluation."""

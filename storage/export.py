@@ -1,0 +1,100 @@
+"""Export a table version for trainers: Hugging Face Parquet shards, or ms-swift style JSONL.
+
+- `hf`: `data/train-XXXXX-of-YYYYY.parquet` whose schema carries `datasets` features, so
+  `datasets.load_dataset("parquet", data_dir=OUT)` yields a decodable `audio` column (16 kHz).
+- `swift`: `data.jsonl` lines `{"messages": [...], "audios": ["audio/<clip_id>.flac"]}` plus the FLAC
+  files; needs a table with the prompt (`question` or `prompt`) and the `target`.
+A table without its own `audio` column (every table after `clips`) gets the audio joined by `clip_id`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from storage.run_folder import RunFolder
+
+AUDIO_SAMPLE_RATE = 16000
+FORMATS = ("hf", "swift")
+
+
+def export_table(run: RunFolder, table: str, out: str | Path, fmt: str, version: int | None = None,
+                 rows_per_shard: int = 1000) -> dict:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    source = run.table(table)
+    if not source.exists():
+        raise FileNotFoundError(f"table {table!r} does not exist in {run.uri}; it has: {', '.join(run.tables())}")
+    version = source.version() if version is None else version
+    data = with_audio(run, source.read(version=version))
+    out = Path(out)
+    info = export_hf(data, out, rows_per_shard) if fmt == "hf" else export_swift(data, out)
+    info.update(table=table, version=version, run=run.uri, format=fmt)
+    (out / "export.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+    return info
+
+
+def with_audio(run: RunFolder, data: pa.Table) -> pa.Table:
+    if "audio" in data.column_names:
+        return data
+    if "clip_id" not in data.column_names:
+        raise ValueError("the table has neither an audio nor a clip_id column")
+    clips = run.table("clips").read(columns=["clip_id", "audio"])
+    position = {clip_id: i for i, clip_id in enumerate(clips["clip_id"].to_pylist())}
+    wanted = data["clip_id"].to_pylist()
+    missing = sorted({c for c in wanted if c not in position})
+    if missing:
+        raise ValueError(f"{len(missing)} clip_ids are not in the clips table, e.g. {missing[0]}")
+    return data.append_column("audio", clips["audio"].take([position[c] for c in wanted]))
+
+
+def export_hf(data: pa.Table, out: Path, rows_per_shard: int = 1000) -> dict:
+    try:
+        from datasets import Audio, Features
+    except ImportError as e:
+        raise ImportError("the hf export needs the `datasets` package: pip install 'dataflux[hf]'") from e
+    audio = pa.StructArray.from_arrays(
+        [data["audio"].combine_chunks(), pa.array([f"{c}.flac" for c in data["clip_id"].to_pylist()])],
+        names=["bytes", "path"])
+    data = data.set_column(data.column_names.index("audio"), "audio", audio)
+    features = Features.from_arrow_schema(data.schema)
+    features["audio"] = Audio(sampling_rate=AUDIO_SAMPLE_RATE)
+    data = data.cast(features.arrow_schema)
+    folder = out / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    shards = max(1, math.ceil(data.num_rows / rows_per_shard))
+    for i in range(shards):
+        part = data.slice(i * rows_per_shard, rows_per_shard)
+        pq.write_table(part, folder / f"train-{i:05d}-of-{shards:05d}.parquet")
+    return {"rows": data.num_rows, "shards": shards}
+
+
+def export_swift(data: pa.Table, out: Path) -> dict:
+    prompt_column = next((c for c in ("question", "prompt") if c in data.column_names), None)
+    if prompt_column is None or "target" not in data.column_names:
+        raise ValueError("the swift format needs a table with a `question` (or `prompt`) and a `target` "
+                         f"column, such as `corpus`; this one has {', '.join(data.column_names)}")
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with open(out / "data.jsonl", "w") as f:
+        for row in data.to_pylist():
+            audio_path = f"audio/{row['clip_id']}.flac"
+            (out / audio_path).write_bytes(row["audio"])
+            f.write(json.dumps({"messages": swift_messages(row, prompt_column), "audios": [audio_path]},
+                               ensure_ascii=False) + "\n")
+            rows += 1
+    return {"rows": rows}
+
+
+def swift_messages(row: dict, prompt_column: str) -> list[dict]:
+    prompt = row[prompt_column]
+    options = row.get("options")
+    if options:
+        prompt += "\n" + "\n".join(f"{chr(ord('A') + i)}. {text}" for i, text in enumerate(options))
+    messages = [{"role": "system", "content": row["system"]}] if row.get("system") else []
+    return messages + [{"role": "user", "content": "<audio>" + prompt},
+                       {"role": "assistant", "content": row["target"]}]

@@ -1,0 +1,43 @@
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_AUDIO = ROOT / "examples" / "demo_audio"
+BAD_INPUTS = ROOT / "examples" / "bad_inputs"
+DEMO_LABELS = ROOT / "examples" / "demo_labels.csv"
+
+# Each bad input and the reject reason it must get.
+BAD_REASONS = {
+    "absurd_rate.wav": "absurd_sample_rate",
+    "all_silence.wav": "all_silence",
+    "corrupt_flac.flac": "corrupt_audio",
+    "empty_file.flac": "empty_file",
+    "inf_samples.wav": "non_finite_samples",
+    "nan_samples.wav": "non_finite_samples",
+    "not_audio.mp3": "not_audio",
+    "truncated.wav": "truncated",
+    "zero_length.wav": "zero_length",
+    "duplicate_of_001_en_male_low_slow.flac": "duplicate_content",
+}
+
+
+@pytest.fixture
+def mixed_source(tmp_path) -> Path:
+    """The demo audio plus the bad inputs; bad inputs sort after the demo so the demo keeps its clips."""
+    src = tmp_path / "src"
+    shutil.copytree(DEMO_AUDIO, src / "demo")
+    shutil.copytree(BAD_INPUTS, src / "zz_bad")
+    return src
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray runtime for the whole test session (starting one costs ~5 s)."""
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
