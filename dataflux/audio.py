@@ -170,7 +170,8 @@ def to_mono_16k(decoded: Decoded) -> np.ndarray:
 def split_points(samples: np.ndarray, limits: Limits = Limits(), sr: int = TARGET_SR) -> list[tuple[int, int]]:
     """Cut audio longer than `max_clip_s` at its quietest 20 ms frame within the search window.
 
-    Returns (start, end) sample ranges covering the whole signal, each at most `max_clip_s` long.
+    Works on float or integer samples. Returns (start, end) sample ranges covering the whole signal,
+    each at most `max_clip_s` long.
     """
     n = samples.shape[0]
     max_len = int(limits.max_clip_s * sr)

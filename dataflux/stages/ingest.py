@@ -12,8 +12,8 @@ from typing import Callable
 
 import fsspec
 
-from dataflux.audio import (TARGET_SR, AudioError, Limits, decode, encode_flac, from_pcm16, pcm16_hash,
-                           split_points, to_mono_16k, to_pcm16)
+from dataflux.audio import (TARGET_SR, AudioError, Limits, decode, encode_flac, pcm16_hash, split_points,
+                           to_mono_16k, to_pcm16)
 from dataflux.runners.base import Runner, StageStats
 from dataflux.sources import list_source
 from dataflux.stage import Resources, Result, Stage
@@ -74,7 +74,7 @@ class DecodeAudio(Stage):
     def clips(self, uri: str, data: bytes, metadata: str | None) -> list[dict]:
         decoded = decode(data, self.config.limits)
         pcm = to_pcm16(to_mono_16k(decoded))
-        ranges = split_points(from_pcm16(pcm), self.config.limits)
+        ranges = split_points(pcm, self.config.limits)
         content_hash = pcm16_hash(pcm)
         rows = []
         for index, (start, end) in enumerate(ranges):
