@@ -1,11 +1,11 @@
-"""What every runner shares: batching and the per-stage stats, so stages never count for themselves."""
+"""What every runner shares: batching, chaining and the per-stage stats (stages never count)."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from dataflux.stage import Result, Stage
 
@@ -41,20 +41,22 @@ class Batch:
 class Runner:
     name: str
 
-    def run(self, stage: Stage, items: list[dict], stats: StageStats,
+    def run(self, stages: Stage | Sequence[Stage], items: list[dict], stats: StageStats,
             post: Callable[[Result], Result] | None = None,
             on_progress: Callable[[int], None] | None = None) -> Iterator[Result]:
-        """Yield one Result per batch, in input order; stats are updated as batches arrive.
+        """Run a stage, or a chain of stages (each one's rows are the next one's items), over `items`.
 
-        `post` is a driver-side step that sees every batch in order (deduplication, for one);
-        the stats count what it returns.
+        Yields one Result per batch, in input order; rejects from any stage of the chain are kept.
+        `post` is a driver-side step that sees every batch in order (deduplication, for one); the
+        stats count what it returns.
         """
-        missing = [f for f in stage.inputs if items and f not in items[0]]
+        chain = [stages] if isinstance(stages, Stage) else list(stages)
+        missing = [f for f in chain[0].inputs if items and f not in items[0]]
         if missing:
-            raise ValueError(f"stage {stage.name} needs input fields {missing}")
+            raise ValueError(f"stage {chain[0].name} needs input fields {missing}")
         start = time.perf_counter()
         try:
-            for batch in self._execute(stage, items):
+            for batch in self._execute(chain, items):
                 result = post(batch.result) if post else batch.result
                 stats.add(batch.items_in, result)
                 if on_progress:
@@ -63,7 +65,7 @@ class Runner:
         finally:
             stats.seconds += time.perf_counter() - start
 
-    def _execute(self, stage: Stage, items: list[dict]) -> Iterator[Batch]:
+    def _execute(self, chain: list[Stage], items: list[dict]) -> Iterator[Batch]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -73,3 +75,15 @@ class Runner:
 def batches(items: list[dict], size: int) -> Iterator[list[dict]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+def run_chain(chain: Sequence[Stage], items: list[dict]) -> Result:
+    """One batch through every stage of a chain, in-process."""
+    rows, rejects = items, []
+    for stage in chain:
+        if not rows:
+            break
+        result = stage.process_batch(rows)
+        rows = result.rows
+        rejects.extend(result.rejects)
+    return Result(rows, rejects)

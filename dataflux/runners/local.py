@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Iterator
 
-from dataflux.runners.base import Batch, Runner, batches
+from dataflux.runners.base import Batch, Runner, batches, run_chain
 from dataflux.stage import Stage
 
 
 class LocalRunner(Runner):
     name = "local"
 
-    def _execute(self, stage: Stage, items: list[dict]) -> Iterator[Batch]:
+    def _execute(self, chain: list[Stage], items: list[dict]) -> Iterator[Batch]:
         if not items:
             return
-        stage.setup()
-        try:
-            for chunk in batches(items, stage.resources.batch_size):
-                yield Batch(len(chunk), stage.process_batch(chunk))
-        finally:
-            stage.teardown()
+        with ExitStack() as stack:
+            for stage in chain:
+                stage.setup()
+                stack.callback(stage.teardown)
+            for chunk in batches(items, chain[0].resources.batch_size):
+                yield Batch(len(chunk), run_chain(chain, chunk))

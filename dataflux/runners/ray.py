@@ -1,13 +1,16 @@
-"""Ray Data runner: a stage becomes an actor pool (`map_batches` with a callable class).
+"""Ray Data runner: each stage of a chain becomes an actor pool (`map_batches` with a callable class).
 
 Each actor calls `setup` once, so models load once per actor. Resources come from the stage's
-declaration, so on a cluster GPU stages land on GPU workers. Results travel back to the driver as
-Arrow IPC buffers (rows and rejects), in input order, and only the driver commits to the tables.
-`ray.init(address=...)` is the only difference between a laptop and a cluster.
+declaration (CPUs, GPUs, batch size, concurrency), so on a cluster GPU stages land on GPU workers.
+Rejects ride along the chain as marker rows that later stages pass through untouched; each output
+row also carries how many input items it accounts for. Results come back to the driver in input
+order, and only the driver commits to the tables. `ray.init(address=...)` is the only difference
+between a laptop and a cluster.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import Iterator
@@ -16,7 +19,9 @@ import pyarrow as pa
 
 from dataflux.runners.base import Batch, Runner
 from dataflux.stage import Result, Stage
-from storage.schemas import REJECTS, TABLES, conform
+
+REJECT = "_reject"  # JSON of a reject, on marker rows
+ITEMS_IN = "_items_in"  # input items this row accounts for (the batch's count on its first row)
 
 
 class RayRunner(Runner):
@@ -38,25 +43,35 @@ class RayRunner(Runner):
                 kwargs["num_cpus"] = self.num_cpus
             ray.init(**kwargs)
             self._started_here = True
-            ray.data.DataContext.get_current().enable_progress_bars = False
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.execution_options.preserve_order = True  # driver-side steps (dedup) need input order
         return ray
 
-    def _execute(self, stage: Stage, items: list[dict]) -> Iterator[Batch]:
+    def _execute(self, chain: list[Stage], items: list[dict]) -> Iterator[Batch]:
         if not items:
             return
         ray = self._ensure_ray()
-        ctx = ray.data.DataContext.get_current()
-        ctx.execution_options.preserve_order = True  # driver-side steps (dedup) need input order
-        res = stage.resources
-        ds = ray.data.from_items(items, override_num_blocks=max(1, math.ceil(len(items) / res.batch_size)))
-        out = ds.map_batches(
-            _StageActor, fn_constructor_args=(stage,), batch_size=res.batch_size, batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=res.concurrency), num_cpus=res.num_cpus,
-            num_gpus=res.num_gpus or None, zero_copy_batch=True)
-        for row in out.iter_rows():
-            rows = _from_ipc(row["rows"]).to_pylist()
-            rejects = _from_ipc(row["rejects"]).to_pylist()
-            yield Batch(int(row["items_in"]), Result(rows, rejects))
+        first = chain[0].resources
+        ds = ray.data.from_items([{**item, ITEMS_IN: 1} for item in items],
+                                 override_num_blocks=max(1, math.ceil(len(items) / first.batch_size)))
+        for stage in chain:
+            res = stage.resources
+            ds = ds.map_batches(
+                _StageActor, fn_constructor_args=(stage,), batch_size=res.batch_size, batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(size=res.concurrency), num_cpus=res.num_cpus,
+                num_gpus=res.num_gpus or None, zero_copy_batch=True)
+        for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            rows, rejects, items_in = [], [], 0
+            for row in table.to_pylist():
+                items_in += row.pop(ITEMS_IN) or 0
+                marker = row.get(REJECT)
+                if marker:
+                    rejects.append(json.loads(marker))
+                else:
+                    row.pop(REJECT, None)
+                    rows.append(row)
+            yield Batch(items_in, Result(rows, rejects))
 
     def close(self) -> None:
         if self._started_here:
@@ -69,26 +84,26 @@ class RayRunner(Runner):
 class _StageActor:
     def __init__(self, stage: Stage):
         self.stage = stage
-        self.schema = TABLES[stage.output_table][0]
         stage.setup()
 
-    def __call__(self, batch: pa.Table) -> dict:
-        items = batch.to_pylist()
-        result = self.stage.process_batch(items)
-        return {"items_in": [len(items)],
-                "rows": [_to_ipc(conform(result.rows, self.schema))],
-                "rejects": [_to_ipc(conform(result.rejects, REJECTS))]}
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = batch.to_pylist()
+        items_in = sum(row.pop(ITEMS_IN) or 0 for row in rows)
+        live = [r for r in rows if not r.get(REJECT)]
+        passed = [{REJECT: r[REJECT]} for r in rows if r.get(REJECT)]
+        for r in live:
+            r.pop(REJECT, None)
+        result = self.stage.process_batch(live) if live else Result()
+        out = result.rows + [{REJECT: json.dumps(r)} for r in result.rejects] + passed
+        if not out:
+            return pa.table({ITEMS_IN: pa.array([], pa.int64()), REJECT: pa.array([], pa.string())})
+        for r in out:
+            r[ITEMS_IN] = 0
+            r.setdefault(REJECT, None)
+        out[0][ITEMS_IN] = items_in
+        table = pa.Table.from_pylist(out)
+        # Every block carries the marker column with one type, or Ray's schema unification drops it.
+        return table.set_column(table.column_names.index(REJECT), REJECT, table[REJECT].cast(pa.string()))
 
     def __del__(self):
         self.stage.teardown()
-
-
-def _to_ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def _from_ipc(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(data).read_all()
