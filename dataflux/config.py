@@ -10,7 +10,11 @@ from pathlib import Path
 
 import yaml
 
+from dataflux.annotate.asr import AsrConfig
+from dataflux.annotate.caption import CaptionConfig
+from dataflux.annotate.tags import TagThresholds
 from dataflux.audio import Limits
+from dataflux.stages.annotate import AnnotateConfig
 from dataflux.stages.ingest import IngestConfig
 
 
@@ -21,6 +25,7 @@ class RunConfig:
     runner: str = "local"
     ray_address: str | None = None
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -49,7 +54,8 @@ def load_config(path: str | Path | None) -> RunConfig:
     return config
 
 
-_NESTED = {"ingest": IngestConfig, "limits": Limits}
+_NESTED = {"ingest": IngestConfig, "limits": Limits, "annotate": AnnotateConfig, "asr": AsrConfig,
+           "caption": CaptionConfig, "tags": TagThresholds}
 
 
 def _build(cls, data: dict, where: str):
@@ -63,5 +69,7 @@ def _build(cls, data: dict, where: str):
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}.{key} must be a mapping")
             value = _build(_NESTED[key], value, f"{where}.{key}")
+        elif isinstance(value, list):
+            value = tuple(value)  # thresholds are (low, high) pairs
         values[key] = value
     return cls(**values)

@@ -8,10 +8,11 @@ from typing import Callable
 from dataflux.config import RunConfig
 from dataflux.runners import make_runner
 from dataflux.runners.base import StageStats
+from dataflux.stages.annotate import run_annotate
 from dataflux.stages.ingest import run_ingest
 from storage.run_folder import RunFolder
 
-STAGES = ("ingest",)
+STAGES = ("ingest", "annotate")
 
 ProgressFactory = Callable[[str], tuple[Callable[[int], None], Callable[[int], None]]]
 
@@ -32,8 +33,11 @@ def run_pipeline(config: RunConfig, until: str | None = None, command: str = "ru
     stats: dict[str, StageStats] = {}
     status = "failed"
     try:
-        on_progress, on_total = progress("ingest") if progress else (None, None)
-        stats["ingest"] = run_ingest(config.source, run, runner, config.ingest, on_progress, on_total)
+        steps = {"ingest": lambda p, t: run_ingest(config.source, run, runner, config.ingest, p, t),
+                 "annotate": lambda p, t: run_annotate(run, runner, config.annotate, p, t)}
+        for name in STAGES[:STAGES.index(until) + 1]:
+            on_progress, on_total = progress(name) if progress else (None, None)
+            stats[name] = steps[name](on_progress, on_total)
         status = "completed"
     finally:
         runner.close()

@@ -67,8 +67,8 @@ OTHER_LANGUAGES = [  # (espeak voice, language code, gender, text)
 # espeak-ng pitch (-p) per level; measured median F0 (environment notes): male 79/103/139 Hz,
 # female (+f3) 170/213/281 Hz.
 PITCH = {"low": 20, "medium": 50, "high": 80}
-RATE_WPM = {"slow": 120, "normal": 170, "fast": 250}  # 2.0 / 2.8 / 4.2 words per second
-PIPER_LENGTH_SCALE = {"slow": 1.45, "normal": 1.0, "fast": 0.68}
+RATE_WPM = {"slow": 90, "normal": 160, "fast": 280}  # nominal 1.5 / 2.7 / 4.7 words per second
+PIPER_LENGTH_SCALE = {"slow": 2.0, "normal": 1.0, "fast": 0.55}
 LOUDNESS_DBFS = {"quiet": -35.0, "normal": -23.0, "loud": -14.0}  # target RMS
 FORMATS = ["flac", "wav", "ogg", "mp3", "m4a"]
 
@@ -229,8 +229,9 @@ def make_demo(out_dir: Path) -> list[dict]:
             loud = loud_cycle[j % 3]
             audio, sr = piper(voice, text, PIPER_LENGTH_SCALE[rate])
             audio = set_level(trim(audio, sr), LOUDNESS_DBFS[loud])
+            # Joe's voice sits at a median F0 of about 89 Hz (Praat): low for an adult male voice.
             add(f"en_piper_{rate}", audio, sr, dict(
-                kind="speech", language="en", gender="male", pitch_level="medium", rate_level=rate,
+                kind="speech", language="en", gender="male", pitch_level="low", rate_level=rate,
                 loudness_level=loud, transcript=text, generator="piper:en_US-joe-medium"))
         # One long recording (over the 30 s default) to exercise splitting at pauses.
         parts, long_text = [], []
@@ -240,7 +241,7 @@ def make_demo(out_dir: Path) -> list[dict]:
             long_text.append(text)
         audio = set_level(np.concatenate(parts), LOUDNESS_DBFS["normal"])
         add("en_piper_long", audio, sr, dict(
-            kind="speech", language="en", gender="male", pitch_level="medium", rate_level="normal",
+            kind="speech", language="en", gender="male", pitch_level="low", rate_level="normal",
             loudness_level="normal", transcript=" ".join(long_text), generator="piper:en_US-joe-medium"),
             fmt="flac")
 

@@ -52,3 +52,40 @@ def conform(rows: list[dict], schema: pa.Schema) -> pa.Table:
         if not f.nullable and any(v is None for v in columns[f.name]):
             raise ValueError(f"column {f.name!r} is required, and a row has no value for it")
     return pa.Table.from_pydict(columns, schema=schema)
+
+
+def _unit(name: str, type_: pa.DataType, unit: str = "", nullable: bool = True) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable, metadata={"unit": unit} if unit else None)
+
+
+SEGMENT = pa.struct([("start_s", pa.float64()), ("end_s", pa.float64())])
+WORD = pa.struct([("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()),
+                  ("prob", pa.float64())])
+F, S, B, I = pa.float64(), pa.string(), pa.bool_(), pa.int32()
+
+ANNOTATIONS = pa.schema([
+    pa.field("clip_id", S, nullable=False),
+    _unit("duration_s", F, "s"), _unit("rms_dbfs", F, "dBFS"), _unit("peak_dbfs", F, "dBFS"),
+    _unit("loudness_lufs", F, "LUFS"), _unit("clipping_ratio", F, "fraction of samples"),
+    _unit("spectral_flatness", F, "0 tonal .. 1 white noise"),
+    _unit("speech_ratio", F, "fraction of duration"), _unit("speech_segments", pa.list_(SEGMENT), "s"),
+    _unit("is_speech", B), _unit("snr_db", F, "dB"),
+    _unit("dnsmos_sig", F, "MOS 1-5"), _unit("dnsmos_bak", F, "MOS 1-5"), _unit("dnsmos_ovrl", F, "MOS 1-5"),
+    _unit("f0_median_hz", F, "Hz"), _unit("f0_iqr_hz", F, "Hz"), _unit("f0_p10_hz", F, "Hz"),
+    _unit("f0_p90_hz", F, "Hz"), _unit("voiced_ratio", F, "fraction of frames"),
+    _unit("transcript", S), _unit("language", S, "ISO 639-1"), _unit("language_prob", F, "probability"),
+    _unit("words", pa.list_(WORD), "s"), _unit("no_speech_prob", F, "probability"),
+    _unit("avg_logprob", F, "nats/token"), _unit("hallucination_flag", B), _unit("hallucination_reason", S),
+    _unit("asr_model", S),
+    _unit("speech_rate_wps", F, "words/s"), _unit("speech_rate_sps", F, "syllables/s"),
+    _unit("num_words", I, "words"),
+    _unit("gender", S, "male|female"), _unit("gender_confidence", F, "0-1"),
+    _unit("gender_source", S, "voice2gender|f0_rule"),
+    _unit("num_speakers", I, "speakers"),
+    *[_unit(f"tag_{t}", S) for t in ("content", "pitch", "rate", "loudness", "quality", "clipping", "duration",
+                                     "speakers", "timbre")],
+    _unit("caption", S), _unit("caption_backend", S), _unit("caption_model", S), _unit("caption_prompt_version", S),
+    _unit("errors", S, "JSON: analyzer -> reason"), _unit("skipped", S, "JSON: analyzer -> reason"),
+    *LINEAGE,
+])
+TABLES["annotations"] = (ANNOTATIONS, ("clip_id",))

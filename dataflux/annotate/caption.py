@@ -1,0 +1,135 @@
+"""The captioner role: a dense description of the clip.
+
+- `structured` (default): rendered from the measured tags and the transcript, with varied phrasing
+  chosen by a seed and the clip_id (reproducible). It never states what was not measured.
+- `openai`: the audio goes as an `input_audio` part to an OpenAI-compatible audio LLM (for example a
+  Qwen3-Omni captioner behind vLLM) with the paper's captioning prompt.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+
+from dataflux.annotate.base import Analyzer
+from dataflux.audio import TARGET_SR
+from dataflux.stage import Resources
+
+CAPTION_PROMPT = ("Please provide a comprehensive description of the input audio, covering all details: "
+                  "the speakers and their voices (gender, age, pitch, speaking rate, emotion), what is said, "
+                  "the language, background sounds, music, the acoustic environment and the recording quality.")
+OPENAI_PROMPT_VERSION = "caption-openai-v1"
+STRUCTURED_VERSION = "caption-structured-v1"
+
+
+@dataclass(frozen=True)
+class CaptionConfig:
+    backend: str = "structured"  # or "openai"
+    seed: int = 0
+    model: str | None = None  # openai: the served model name
+    base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1
+    api_key_env: str = "OPENAI_API_KEY"  # the key is read from this environment variable, never from config
+    max_tokens: int = 512
+    timeout_s: float = 120.0
+
+
+class Captioner(Analyzer):
+    name = "caption"
+    fields = {"caption": "", "caption_backend": "", "caption_model": "", "caption_prompt_version": ""}
+
+    def __init__(self, config: CaptionConfig = CaptionConfig(), resources: Resources | None = None):
+        super().__init__(resources)
+        if config.backend not in ("structured", "openai"):
+            raise ValueError(f"unknown captioner backend {config.backend!r}: choose structured or openai")
+        if config.backend == "openai" and not (config.model and config.base_url):
+            raise ValueError("the openai captioner needs annotate.caption.model and annotate.caption.base_url")
+        self.config = config
+
+    def setup(self) -> None:
+        if self.config.backend == "openai":
+            from openai import OpenAI
+
+            self.client = OpenAI(base_url=self.config.base_url, api_key=os.environ.get(self.config.api_key_env)
+                                 or "not-needed", timeout=self.config.timeout_s, max_retries=3)
+
+    def analyze(self, audio: np.ndarray, item: dict) -> dict:
+        if self.config.backend == "structured":
+            return {"caption": structured_caption(item, self.config.seed), "caption_backend": "structured",
+                    "caption_model": None, "caption_prompt_version": STRUCTURED_VERSION}
+        reply = self.client.chat.completions.create(
+            model=self.config.model, max_tokens=self.config.max_tokens, temperature=0.0,
+            messages=[{"role": "user", "content": [
+                {"type": "input_audio", "input_audio": {"data": wav_base64(audio), "format": "wav"}},
+                {"type": "text", "text": CAPTION_PROMPT}]}])
+        choice = reply.choices[0]
+        if choice.finish_reason not in (None, "stop"):
+            raise RuntimeError(f"caption incomplete: finish_reason={choice.finish_reason}")
+        return {"caption": (choice.message.content or "").strip(), "caption_backend": "openai",
+                "caption_model": self.config.model, "caption_prompt_version": OPENAI_PROMPT_VERSION}
+
+
+def wav_base64(audio: np.ndarray) -> str:
+    buf = io.BytesIO()
+    sf.write(buf, audio, TARGET_SR, format="WAV", subtype="PCM_16")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+_VOICE = {("male", "low"): ["a deep male voice", "a low-pitched man's voice"],
+          ("male", "medium"): ["a male voice of medium pitch", "a man's voice at an ordinary pitch"],
+          ("male", "high"): ["a high-pitched male voice", "a man speaking with a raised pitch"],
+          ("female", "low"): ["a low-pitched female voice", "a woman's voice on the deep side"],
+          ("female", "medium"): ["a female voice of medium pitch", "a woman's voice at an ordinary pitch"],
+          ("female", "high"): ["a high-pitched female voice", "a bright, high woman's voice"]}
+_RATE = {"slow": ["slowly", "at an unhurried pace"], "normal": ["at a normal pace", "at a conversational pace"],
+         "fast": ["quickly", "at a brisk pace"]}
+_LOUD = {"quiet": ["The level is quiet.", "It is recorded softly."],
+         "normal": ["The level is moderate.", "It sits at a normal listening level."],
+         "loud": ["The level is loud.", "It is recorded loudly."]}
+_QUALITY = {"clean": ["The recording is clean, with no noticeable background noise.",
+                      "The background is quiet and the recording is clear."],
+            "noisy": ["Background noise is audible.", "The recording is noisy."]}
+_TIMBRE = {"tonal": ["The sound is tonal, like a steady tone or music.", "It has a clear tonal, musical character."],
+           "mixed": ["The sound mixes tonal and noisy parts.", "It has both tonal and noisy components."],
+           "noise_like": ["The sound is noise-like, without clear pitch.", "It resembles broadband noise."]}
+LANGUAGES = {"en": "English", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian", "zh": "Chinese",
+             "ja": "Japanese", "pt": "Portuguese", "ru": "Russian", "nl": "Dutch"}
+
+
+def structured_caption(a: dict, seed: int = 0) -> str:
+    rng = random.Random(int(hashlib.sha256(f"{seed}:{a['clip_id']}".encode()).hexdigest()[:16], 16))
+    pick = rng.choice
+    duration = a.get("duration_s") or 0.0
+    parts = []
+    if a.get("tag_content") == "speech":
+        voice = _VOICE.get((a.get("gender"), a.get("tag_pitch")))
+        who = pick(voice) if voice else ("a male voice" if a.get("gender") == "male" else
+                                         "a female voice" if a.get("gender") == "female" else "a voice")
+        lang = LANGUAGES.get(a.get("language") or "", a.get("language"))
+        speakers = a.get("num_speakers")
+        opener = pick([f"A {duration:.1f}-second clip in which {who} speaks",
+                       f"In this {duration:.1f}-second recording, {who} speaks"])
+        sentence = opener + (f" {lang}" if lang else "") + (f" {pick(_RATE[a['tag_rate']])}" if a.get("tag_rate") else "")
+        parts.append(sentence + ".")
+        if speakers and speakers > 1:
+            parts.append(f"About {speakers} different voices can be told apart.")
+        if a.get("transcript") and not a.get("hallucination_flag"):
+            parts.append(pick(['The words are: "{}"', 'What is said: "{}"']).format(a["transcript"]))
+    else:
+        parts.append(pick([f"A {duration:.1f}-second clip with no speech.",
+                           f"No one speaks in this {duration:.1f}-second clip."]))
+        if a.get("tag_timbre"):
+            parts.append(pick(_TIMBRE[a["tag_timbre"]]))
+    if a.get("tag_loudness"):
+        parts.append(pick(_LOUD[a["tag_loudness"]]))
+    if a.get("tag_quality"):
+        parts.append(pick(_QUALITY[a["tag_quality"]]))
+    if a.get("tag_clipping") == "clipped":
+        parts.append("The signal clips at full scale.")
+    return " ".join(parts)

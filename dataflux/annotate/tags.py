@@ -1,0 +1,75 @@
+"""Bin measured values into tags. Thresholds live in config; the defaults and their sources:
+
+- pitch, relative to the speaker's gender: typical adult speaking F0 is about 85-155 Hz for men and
+  165-255 Hz for women (Titze, *Principles of Voice Production*, 1994; Baken & Orlikoff, 2000).
+  "low" / "high" are the lower and upper parts of those ranges.
+- speaking rate, in syllables per second (more stable across sentences than words per second, whose
+  value depends on word length): conversational English runs at about 4-6 syllables/s, ~5 on average
+  (Laver, *Principles of Phonetics*, 1994; Pellegrino et al., *Language* 2011). Below 3.5 is slow,
+  above 6.5 is fast. Measured from the first word's start to the last word's end.
+- loudness: EBU R128 targets -23 LUFS for programme loudness; more than 6 LU below is quiet, more
+  than 6 LU above is loud.
+- quality: DNSMOS BAK (background) below 3.0, or SNR under 15 dB, is noisy (DNSMOS P.835 scale:
+  3 = "noticeable but not intrusive" background).
+- clipping: more than 0.1 % of samples at full scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dataflux.annotate.base import Analyzer
+
+
+@dataclass(frozen=True)
+class TagThresholds:
+    pitch_male_hz: tuple[float, float] = (95.0, 135.0)  # low below, high above
+    pitch_female_hz: tuple[float, float] = (180.0, 240.0)
+    rate_sps: tuple[float, float] = (3.5, 6.5)
+    loudness_lufs: tuple[float, float] = (-29.0, -17.0)
+    noisy_bak_below: float = 3.0
+    noisy_snr_below_db: float = 15.0
+    clipped_ratio_above: float = 0.001
+    duration_s: tuple[float, float] = (3.0, 10.0)
+    tonal_flatness_below: float = 0.05  # spectral flatness of a tone or music
+    noise_flatness_above: float = 0.3
+
+
+def level(value: float | None, bounds: tuple[float, float], names=("low", "medium", "high")) -> str | None:
+    if value is None or not np.isfinite(value):
+        return None
+    return names[0] if value < bounds[0] else names[2] if value > bounds[1] else names[1]
+
+
+class Tagger(Analyzer):
+    name = "tags"
+    fields = {"tag_content": "", "tag_pitch": "", "tag_rate": "", "tag_loudness": "", "tag_quality": "",
+              "tag_clipping": "", "tag_duration": "", "tag_speakers": "", "tag_timbre": ""}
+
+    def __init__(self, thresholds: TagThresholds = TagThresholds(), resources=None):
+        super().__init__(resources)
+        self.t = thresholds
+
+    def analyze(self, audio: np.ndarray, item: dict) -> dict:
+        t = self.t
+        g = item.get("gender")
+        pitch_bounds = t.pitch_male_hz if g == "male" else t.pitch_female_hz if g == "female" else None
+        bak, snr = item.get("dnsmos_bak"), item.get("snr_db")
+        noisy = (bak is not None and bak < t.noisy_bak_below) or (snr is not None and snr < t.noisy_snr_below_db)
+        flat = item.get("spectral_flatness")
+        n_spk = item.get("num_speakers")
+        return {
+            "tag_content": "speech" if item.get("is_speech") else "non_speech",
+            "tag_pitch": level(item.get("f0_median_hz"), pitch_bounds) if pitch_bounds else None,
+            "tag_rate": level(item.get("speech_rate_sps"), t.rate_sps, ("slow", "normal", "fast")),
+            "tag_loudness": level(item.get("loudness_lufs"), t.loudness_lufs, ("quiet", "normal", "loud")),
+            "tag_quality": None if bak is None and snr is None else "noisy" if noisy else "clean",
+            "tag_clipping": None if item.get("clipping_ratio") is None
+            else "clipped" if item["clipping_ratio"] > t.clipped_ratio_above else "not_clipped",
+            "tag_duration": level(item.get("duration_s"), t.duration_s, ("short", "medium", "long")),
+            "tag_speakers": None if n_spk is None else "single" if n_spk == 1 else "multiple",
+            "tag_timbre": level(flat, (t.tonal_flatness_below, t.noise_flatness_above),
+                                ("tonal", "mixed", "noise_like")),
+        }

@@ -1,0 +1,129 @@
+"""Annotate: clips -> `annotations` (measured values with units, tags, a dense caption).
+
+The chain (each entry one stage, so one actor pool on Ray; the model-backed ones alone in theirs):
+
+    decode+levels -> vad -> asr -> snr+speaking_rate -> pitch -> gender -> speakers -> dnsmos -> tags+caption
+
+Audio is decoded once per clip, at the head of the chain, and travels with the item.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable
+
+from dataflux.annotate.asr import AsrConfig, SpeakingRate, Whisper
+from dataflux.annotate.base import Analyzer
+from dataflux.annotate.caption import CaptionConfig, Captioner
+from dataflux.annotate.pitch import Pitch
+from dataflux.annotate.quality import Dnsmos
+from dataflux.annotate.signal import DecodeClips, Levels, Snr
+from dataflux.annotate.speaker import Gender, SpeakerCount
+from dataflux.annotate.tags import TagThresholds, Tagger
+from dataflux.annotate.vad import SileroVad
+from dataflux.runners.base import Runner, StageStats, run_chain
+from dataflux.stage import Resources, Result, Stage
+from storage.run_folder import RunFolder
+from storage.writer import BufferedWriter
+
+PRODUCER = "annotate@1"
+
+# Declared CPUs per stage: what Ray schedules on. Their sum stays under 2 so that the whole chain's
+# actors fit on a 2-core laptop at once (Ray Data stalls when an actor stage cannot be placed).
+DEFAULT_CPUS = {"decode": 0.1, "vad": 0.2, "asr": 0.5, "measure": 0.1, "pitch": 0.1, "gender": 0.1,
+                "speakers": 0.2, "dnsmos": 0.2, "describe": 0.1}
+
+
+@dataclass(frozen=True)
+class AnnotateConfig:
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    caption: CaptionConfig = field(default_factory=CaptionConfig)
+    tags: TagThresholds = field(default_factory=TagThresholds)
+    vad_threshold: float = 0.5
+    min_speech_ratio: float = 0.15
+    speaker_distance: float = 0.45
+    batch_size: int = 8
+    # per chain entry: {num_cpus, num_gpus, concurrency, batch_size}; e.g. {asr: {num_gpus: 1}}
+    resources: dict = field(default_factory=dict)
+
+
+class Group(Stage):
+    """Several cheap analyzers in one stage (one actor): their work is too small for a pool each."""
+
+    version = "1"
+    inputs = ("clip_id",)
+    output_table = "annotations"
+
+    def __init__(self, name: str, stages: list[Stage], resources: Resources):
+        super().__init__(resources)
+        self.name = name
+        self.stages = stages
+
+    def setup(self) -> None:
+        for s in self.stages:
+            s.setup()
+
+    def process_batch(self, items: list[dict]) -> Result:
+        return run_chain(self.stages, items)
+
+    def teardown(self) -> None:
+        for s in self.stages:
+            s.teardown()
+
+
+def build_chain(config: AnnotateConfig) -> list[Stage]:
+    def res(name: str) -> Resources:
+        declared = {"num_cpus": DEFAULT_CPUS[name], "batch_size": config.batch_size, **config.resources.get(name, {})}
+        return Resources(**declared)
+
+    return [
+        Group("decode", [DecodeClips(), Levels()], res("decode")),
+        SileroVad(config.vad_threshold, config.min_speech_ratio, resources=res("vad")),
+        Whisper(config.asr, resources=res("asr")),
+        Group("measure", [Snr(), SpeakingRate()], res("measure")),
+        Pitch(resources=res("pitch")),
+        Gender(resources=res("gender")),
+        SpeakerCount(config.speaker_distance, resources=res("speakers")),
+        Dnsmos(resources=res("dnsmos")),
+        Group("describe", [Tagger(config.tags), Captioner(config.caption)], res("describe")),
+    ]
+
+
+def analyzers(chain: list[Stage]) -> list[Analyzer]:
+    out = []
+    for stage in chain:
+        out.extend(s for s in getattr(stage, "stages", [stage]) if isinstance(s, Analyzer))
+    return out
+
+
+def units(chain: list[Stage]) -> dict[str, str]:
+    return {name: unit for a in analyzers(chain) for name, unit in a.fields.items()}
+
+
+def run_annotate(run: RunFolder, runner: Runner, config: AnnotateConfig = AnnotateConfig(),
+                 on_progress: Callable[[int], None] | None = None,
+                 on_total: Callable[[int], None] | None = None) -> StageStats:
+    """Annotate every clip of `run` that has no annotation (and no annotate reject) yet."""
+    clips = run.table("clips").read(columns=["clip_id"])["clip_id"].to_pylist()
+    done = set(run.table("annotations").read(columns=["clip_id"])["clip_id"].to_pylist())
+    done |= set(run.rejects("annotate")["item_id"].to_pylist())
+    pending = set(clips) - done
+    stats = StageStats("annotate", skipped=len(clips) - len(pending))
+    if on_total:
+        on_total(len(pending))
+    if not pending:
+        return stats
+    audio = run.table("clips").read(columns=["clip_id", "audio"])
+    items = [row for row in audio.to_pylist() if row["clip_id"] in pending]
+    lineage = {"producer": PRODUCER, "backend": "embedded", "model_id": None}
+    with BufferedWriter(run, "annotations", {"stage": "annotate"}, max_rows=256) as writer:
+        for result in runner.run(build_chain(config), items, stats, on_progress=on_progress):
+            rows = [{**{k: v for k, v in row.items() if k != "pcm"}, **lineage,
+                     "model_id": row.get("asr_model")} for row in result.rows]
+            writer.add(Result(rows, result.rejects))
+    return stats
+
+
+def with_resources(config: AnnotateConfig, **per_stage: dict) -> AnnotateConfig:
+    return dataclasses.replace(config, resources={**config.resources, **per_stage})
