@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)
 	$(UV) pip install -q -p $(VENV) --compile-bytecode -e '.[dev]'
+	$(UV) pip install -q -p $(VENV) --compile-bytecode --no-deps voice2gender==0.1.1 resemblyzer==0.1.4
 	@rm -f $(VENV)/.installed-*; touch $@
 
 # FFmpeg's shared libraries: torchcodec needs them for `datasets` to decode exported audio.
@@ -42,6 +43,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/annotate.py
 
 clean:
 	rm -rf runs .pytest_cache
