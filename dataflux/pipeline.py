@@ -9,10 +9,11 @@ from dataflux.config import RunConfig
 from dataflux.runners import make_runner
 from dataflux.runners.base import StageStats
 from dataflux.stages.annotate import run_annotate
+from dataflux.stages.generate import run_generate
 from dataflux.stages.ingest import run_ingest
 from storage.run_folder import RunFolder
 
-STAGES = ("ingest", "annotate")
+STAGES = ("ingest", "annotate", "generate")
 
 ProgressFactory = Callable[[str], tuple[Callable[[int], None], Callable[[int], None]]]
 
@@ -34,7 +35,8 @@ def run_pipeline(config: RunConfig, until: str | None = None, command: str = "ru
     status = "failed"
     try:
         steps = {"ingest": lambda p, t: run_ingest(config.source, run, runner, config.ingest, p, t),
-                 "annotate": lambda p, t: run_annotate(run, runner, config.annotate, p, t)}
+                 "annotate": lambda p, t: run_annotate(run, runner, config.annotate, p, t),
+                 "generate": lambda p, t: run_generate(run, config.generate, p, t)}
         for name in STAGES[:STAGES.index(until) + 1]:
             on_progress, on_total = progress(name) if progress else (None, None)
             stats[name] = steps[name](on_progress, on_total)

@@ -89,3 +89,19 @@ ANNOTATIONS = pa.schema([
     *LINEAGE,
 ])
 TABLES["annotations"] = (ANNOTATIONS, ("clip_id",))
+
+QUESTIONS = pa.schema([
+    pa.field("question_id", S, nullable=False),
+    pa.field("clip_id", S, nullable=False),
+    pa.field("node_path", S, nullable=False),
+    pa.field("question", S, nullable=False),
+    pa.field("options", pa.list_(S), nullable=False),
+    pa.field("writer_backend", S, nullable=False),
+    pa.field("writer_model", S),
+    pa.field("prompt_version", S, nullable=False),
+    pa.field("raw_output", S),
+    pa.field("round", I, nullable=False),
+    pa.field("answer_key", S),  # template items only; answerers never see it
+    *LINEAGE,
+])
+TABLES["questions"] = (QUESTIONS, ("question_id",))

@@ -31,6 +31,8 @@ class Analyzer(Stage):
     fields: ClassVar[dict[str, str]]  # field name -> unit ("" for none)
     speech_only: ClassVar[bool] = False
 
+    threads: int = 0  # CPU threads for the analyzer's model; 0: the library's default (every core)
+
     def __init__(self, resources: Resources | None = None):
         super().__init__(resources or Resources(num_cpus=0.25, batch_size=8))
 

@@ -70,7 +70,8 @@ class SpeakerCount(Analyzer):
     def setup(self) -> None:
         import torch
 
-        torch.set_num_threads(1)
+        if self.threads:
+            torch.set_num_threads(self.threads)
         try:
             from resemblyzer import VoiceEncoder
 

@@ -23,7 +23,8 @@ class SileroVad(Analyzer):
     def setup(self) -> None:
         import torch
 
-        torch.set_num_threads(1)
+        if self.threads:
+            torch.set_num_threads(self.threads)
         try:
             from silero_vad import load_silero_vad
 

@@ -43,7 +43,8 @@ class AnnotateConfig:
     vad_threshold: float = 0.5
     min_speech_ratio: float = 0.15
     speaker_distance: float = 0.45
-    batch_size: int = 8
+    batch_size: int = 4
+    threads: int = 0  # CPU threads per model; 0: every core (in-process). Set 1 when Ray runs many actors.
     # per chain entry: {num_cpus, num_gpus, concurrency, batch_size}; e.g. {asr: {num_gpus: 1}}
     resources: dict = field(default_factory=dict)
 
@@ -77,15 +78,20 @@ def build_chain(config: AnnotateConfig) -> list[Stage]:
         declared = {"num_cpus": DEFAULT_CPUS[name], "batch_size": config.batch_size, **config.resources.get(name, {})}
         return Resources(**declared)
 
+    asr = config.asr if config.asr.cpu_threads or not config.threads else dataclasses.replace(
+        config.asr, cpu_threads=config.threads)
+    vad = SileroVad(config.vad_threshold, config.min_speech_ratio, resources=res("vad"))
+    speakers = SpeakerCount(config.speaker_distance, resources=res("speakers"))
+    vad.threads = speakers.threads = config.threads
     return [
         Group("decode", [DecodeClips(), Levels()], res("decode")),
-        SileroVad(config.vad_threshold, config.min_speech_ratio, resources=res("vad")),
-        Whisper(config.asr, resources=res("asr")),
+        vad,
+        Whisper(asr, resources=res("asr")),
         Group("measure", [Snr(), SpeakingRate()], res("measure")),
         Pitch(resources=res("pitch")),
         Gender(resources=res("gender")),
-        SpeakerCount(config.speaker_distance, resources=res("speakers")),
-        Dnsmos(resources=res("dnsmos")),
+        speakers,
+        Dnsmos(config.threads, resources=res("dnsmos")),
         Group("describe", [Tagger(config.tags), Captioner(config.caption)], res("describe")),
     ]
 

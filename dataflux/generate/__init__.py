@@ -1,0 +1,1 @@
+"""Generate: taxonomy-guided multiple-choice questions about each clip."""

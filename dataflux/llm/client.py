@@ -1,0 +1,214 @@
+"""An asynchronous client for any OpenAI-compatible endpoint (vLLM, SGLang, llama.cpp, hosted APIs).
+
+- bounded concurrency, requests- and tokens-per-minute limits, and a cool-down after a 429 shared by
+  every request to the endpoint (`limits.py`);
+- retries with exponential backoff and full jitter on 429, 5xx, timeouts and connection errors,
+  honouring `Retry-After`;
+- structured output: the JSON schema goes in the form the endpoint takes (`json_schema` for OpenAI and
+  vLLM, `json_object` + `schema` for llama.cpp), and the reply is validated with pydantic inside the
+  retry loop; `finish_reason` `length` or `content_filter` is a failure;
+- a persistent request cache (`cache.py`); token usage and cost are counted;
+- on final failure an `LLMError` carries the raw request and the last raw response, keys scrubbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from dataflux.llm import secrets
+from dataflux.llm.cache import RequestCache, request_key
+from dataflux.llm.limits import EndpointLimiter
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    base_url: str
+    model: str
+    api_key_env: str | None = None  # environment variable holding the key; never the key itself
+    flavor: str = "openai"  # "openai" (json_schema response format) or "llama.cpp" (json_object + schema)
+    concurrency: int = 8
+    rpm: float | None = None
+    tpm: float | None = None
+    timeout_s: float = 120.0
+    max_retries: int = 5
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    price_in_per_1k: float = 0.0  # for the cost report
+    price_out_per_1k: float = 0.0
+
+
+@dataclass
+class Usage:
+    requests: int = 0  # sent over the wire, retries included
+    cache_hits: int = 0
+    retries: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Completion:
+    text: str
+    parsed: Any = None
+    usage: dict = field(default_factory=dict)
+    cached: bool = False
+    request: dict = field(default_factory=dict)  # the raw request body (for lineage)
+
+
+class LLMError(Exception):
+    def __init__(self, reason: str, request: dict, response: str | None):
+        self.reason = secrets.scrub(reason)
+        self.request = json.loads(secrets.scrub(json.dumps(request)))
+        self.response = secrets.scrub(response) if response else response
+        super().__init__(self.reason)
+
+
+class LLMClient:
+    def __init__(self, endpoint: Endpoint, cache: RequestCache | None = None):
+        self.endpoint = endpoint
+        self.cache = cache
+        self.usage = Usage()
+        self.limiter = EndpointLimiter(endpoint.concurrency, endpoint.rpm, endpoint.tpm)
+        self._key = secrets.api_key(endpoint.api_key_env)
+        self._client = None
+        self._loop = None
+
+    def _bind(self):
+        """The HTTP client and the limiter's primitives belong to one event loop: renew them per loop."""
+        from openai import AsyncOpenAI
+
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._client = AsyncOpenAI(base_url=self.endpoint.base_url, api_key=self._key or "not-needed",
+                                       timeout=self.endpoint.timeout_s, max_retries=0)  # retries are ours
+            self.limiter.rebind()
+        return self._client
+
+    def response_format(self, schema: dict, name: str) -> dict:
+        if self.endpoint.flavor == "llama.cpp":
+            return {"type": "json_object", "schema": schema}
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+
+    async def complete(self, messages: list[dict], template_version: str, schema: type[BaseModel] | None = None,
+                       **params) -> Completion:
+        """One chat completion, from the cache when it holds the same request."""
+        ep = self.endpoint
+        json_schema = schema.model_json_schema() if schema else None
+        body = {"model": ep.model, "messages": messages, **params}
+        if json_schema:
+            body["response_format"] = self.response_format(json_schema, schema.__name__)
+        key = request_key(ep.model, template_version, params, json_schema, messages)
+        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            self.usage.cache_hits += 1
+            parsed = schema.model_validate_json(hit["text"]) if schema else None
+            return Completion(hit["text"], parsed, hit.get("usage", {}), True, body)
+        client = self._bind()
+        estimate = sum(len(str(m.get("content", ""))) for m in messages) // 4 + params.get("max_tokens", 256)
+        last_response, reason = None, "no attempt"
+        for attempt in range(ep.max_retries + 1):
+            retry_after = None
+            async with self.limiter.semaphore:
+                await self.limiter.wait_turn(estimate)
+                self.usage.requests += 1
+                try:
+                    raw = await client.chat.completions.with_raw_response.create(**body)
+                    last_response = raw.text
+                    reply = raw.parse()
+                    completion = self._accept(reply, schema, body)
+                    if self.cache is not None:
+                        self.cache.put(key, {"text": completion.text, "usage": completion.usage})
+                    return completion
+                except Exception as e:  # classify: retry, or fail for good
+                    retryable, reason, retry_after, body_text = self._classify(e)
+                    last_response = body_text if body_text is not None else last_response
+                    if not retryable:
+                        break
+            if attempt < ep.max_retries:
+                self.usage.retries += 1
+                delay = retry_after if retry_after is not None else min(
+                    ep.backoff_max_s, ep.backoff_base_s * 2 ** attempt) * random.random()
+                if retry_after is not None:
+                    self.limiter.cool_down(retry_after)
+                await asyncio.sleep(delay)
+        self.usage.failures += 1
+        raise LLMError(f"{reason} (after {attempt + 1} attempts)", body, last_response)
+
+    def _accept(self, reply, schema, body) -> Completion:
+        choice = reply.choices[0]
+        if choice.finish_reason in ("length", "content_filter"):
+            raise _Invalid(f"finish_reason={choice.finish_reason}")
+        text = choice.message.content or ""
+        parsed = schema.model_validate_json(text) if schema else None  # ValidationError -> retry
+        usage = reply.usage.model_dump() if reply.usage else {}
+        self.usage.prompt_tokens += usage.get("prompt_tokens", 0) or 0
+        self.usage.completion_tokens += usage.get("completion_tokens", 0) or 0
+        self.usage.cost += ((usage.get("prompt_tokens", 0) or 0) * self.endpoint.price_in_per_1k
+                            + (usage.get("completion_tokens", 0) or 0) * self.endpoint.price_out_per_1k) / 1000
+        return Completion(text, parsed, usage, False, body)
+
+    def _classify(self, e: Exception) -> tuple[bool, str, float | None, str | None]:
+        """(retryable, reason, retry_after_seconds, response body)."""
+        from openai import APIConnectionError, APIStatusError, APITimeoutError
+
+        if isinstance(e, _Invalid):
+            return True, str(e), None, None
+        if isinstance(e, (ValidationError, json.JSONDecodeError)):
+            return True, f"invalid structured output: {str(e)[:300]}", None, None
+        if isinstance(e, APIStatusError):
+            text = e.response.text if e.response is not None else None
+            return (e.status_code in RETRY_STATUS, f"HTTP {e.status_code}", _retry_after(e), text)
+        if isinstance(e, (APITimeoutError, APIConnectionError)):
+            return True, type(e).__name__, None, None
+        return False, f"{type(e).__name__}: {e}", None, None
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client, self._loop = None, None
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _retry_after(e) -> float | None:
+    headers = getattr(e.response, "headers", None) or {}
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def run_all(client: LLMClient, requests: list[dict]) -> list[Completion | LLMError]:
+    """Run many `complete(**request)` calls concurrently from synchronous code; failures are returned."""
+
+    async def go():
+        async def one(request):
+            try:
+                return await client.complete(**request)
+            except LLMError as e:
+                return e
+
+        try:
+            return await asyncio.gather(*(one(r) for r in requests))
+        finally:
+            await client.close()
+
+    return asyncio.run(go())

@@ -1,0 +1,161 @@
+"""The LLM client against a server that speaks the OpenAI protocol over HTTP and injects faults a real
+server cannot be made to produce on demand: 429 storms with Retry-After, 500s, slow and truncated
+replies, invalid JSON, `length` finishes."""
+
+import json
+import logging
+import threading
+import time
+
+import pytest
+from pydantic import BaseModel
+
+from dataflux.llm import secrets
+from dataflux.llm.cache import RequestCache
+from dataflux.llm.client import Endpoint, LLMClient, LLMError, run_all
+from tests.openai_double import OpenAIDouble, completion
+
+SECRET = "sk-dfx-test-0123456789abcdef"
+
+
+class Answer(BaseModel):
+    letter: str
+    reasoning: str
+
+
+GOOD = json.dumps({"letter": "B", "reasoning": "The voice is low, so B."})
+
+
+def script(*steps):
+    """Replies in order; the last one repeats. A step is (status, body, headers) or a callable."""
+    lock = threading.Lock()
+    queue = list(steps)
+
+    def reply(body):
+        with lock:
+            step = queue.pop(0) if len(queue) > 1 else queue[0]
+        return step(body) if callable(step) else step
+
+    return reply
+
+
+def ok(content=GOOD, finish="stop"):
+    return (200, completion(content, finish_reason=finish), {})
+
+
+def endpoint(server, **kw):
+    return Endpoint(base_url=server.base_url, model="m", api_key_env="DFX_TEST_KEY",
+                    **{"backoff_base_s": 0.01, "max_retries": 4, "timeout_s": 2.0, **kw})
+
+
+def ask(client, n=1, schema=Answer):
+    return run_all(client, [{"messages": [{"role": "user", "content": f"question {i}"}],
+                             "template_version": "t1", "schema": schema, "temperature": 0.0}
+                            for i in range(n)])
+
+
+@pytest.fixture(autouse=True)
+def key(monkeypatch):
+    monkeypatch.setenv("DFX_TEST_KEY", SECRET)
+
+
+def test_429_with_retry_after_cools_the_whole_endpoint_down():
+    times = []
+
+    def record(status, retry_after=None):
+        def step(body):
+            times.append((time.monotonic(), status))
+            if status == 429:
+                return status, {"error": {"message": "slow down"}}, {"Retry-After": retry_after}
+            time.sleep(0.05)
+            return ok()
+        return step
+
+    with OpenAIDouble(script(record(429, "0.5"), record(200))) as server:
+        client = LLMClient(endpoint(server, concurrency=2))
+        results = ask(client, 6)
+    assert all(r.parsed == Answer.model_validate_json(GOOD) for r in results)
+    first_429 = times[0][0]
+    after = sorted(t - first_429 for t, status in times[1:])
+    in_flight = [t for t in after if t < 0.04]  # the one request already sent beside the 429
+    assert len(in_flight) <= 1
+    assert all(t >= 0.45 for t in after[len(in_flight):])  # everything else waited out the cool-down
+    assert client.limiter.cooldowns == 1 and client.usage.retries == 1
+
+
+def test_500_slow_and_invalid_replies_are_retried_then_succeed():
+    def slow(body):
+        time.sleep(2.5)
+        return ok()
+
+    steps = [(500, {"error": {"message": "boom"}}, {}), slow, ok("{not json"), ok('{"letter": "B"}'),
+             ok(GOOD)]
+    with OpenAIDouble(script(*steps)) as server:
+        client = LLMClient(endpoint(server, concurrency=1, max_retries=5))
+        result, = ask(client)
+    assert result.parsed.letter == "B"
+    assert client.usage.requests == 5 and client.usage.retries == 4 and client.usage.failures == 0
+
+
+def test_length_finish_fails_for_good_after_bounded_retries_and_keeps_the_raw_exchange(caplog):
+    caplog.set_level(logging.DEBUG)
+    secrets.install_log_filter()
+    with OpenAIDouble(script(ok('{"letter": "B", "reas', finish="length"))) as server:
+        client = LLMClient(endpoint(server, max_retries=2))
+        error, = ask(client)
+    assert isinstance(error, LLMError)
+    assert "finish_reason=length" in error.reason and "after 3 attempts" in error.reason
+    assert client.usage.requests == 3
+    assert error.request["messages"][0]["content"] == "question 0"
+    assert '"finish_reason": "length"' in error.response
+    seen = caplog.text + str(error) + json.dumps(error.request) + (error.response or "")
+    assert SECRET not in seen
+    assert len(server.requests) == 3
+
+
+def test_a_4xx_other_than_429_is_not_retried():
+    with OpenAIDouble(script((400, {"error": {"message": "bad request"}}, {}))) as server:
+        client = LLMClient(endpoint(server))
+        error, = ask(client)
+    assert isinstance(error, LLMError) and "HTTP 400" in error.reason and client.usage.requests == 1
+
+
+def test_rerun_sends_no_finished_request_again(tmp_path):
+    with OpenAIDouble(script(ok())) as server:
+        cache = RequestCache(tmp_path / "cache.sqlite")
+        first = LLMClient(endpoint(server), cache)
+        ask(first, 5)
+        second = LLMClient(endpoint(server), RequestCache(tmp_path / "cache.sqlite"))
+        again = ask(second, 5)
+    assert len(server.requests) == 5
+    assert second.usage.requests == 0 and second.usage.cache_hits == 5
+    assert all(r.cached and r.parsed.letter == "B" for r in again)
+
+
+def test_concurrency_is_bounded_per_endpoint():
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def slow(body):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return ok()
+
+    with OpenAIDouble(script(slow)) as server:
+        client = LLMClient(endpoint(server, concurrency=3))
+        ask(client, 12)
+    assert peak[0] == 3
+
+
+def test_structured_output_goes_in_the_form_each_endpoint_takes():
+    with OpenAIDouble(script(ok())) as server:
+        ask(LLMClient(endpoint(server, flavor="openai")))
+        ask(LLMClient(endpoint(server, flavor="llama.cpp")))
+    openai_format, llama_format = (r["response_format"] for r in server.requests)
+    assert openai_format["type"] == "json_schema" and openai_format["json_schema"]["schema"]["required"] == [
+        "letter", "reasoning"]
+    assert llama_format["type"] == "json_object" and llama_format["schema"]["required"] == ["letter", "reasoning"]
+    assert all(SECRET in h.get("Authorization", h.get("authorization", "")) for h in server.headers)
