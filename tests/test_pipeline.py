@@ -27,7 +27,7 @@ def test_run_all_stages_then_rerun_does_nothing(tmp_path):
     assert stages["generate"]["rows_out"] + stages["generate"]["rejected_total"] == 6
     assert info["counts"]["questions"] == stages["generate"]["rows_out"] > 0
     run = RunFolder(tmp_path / "run")
-    assert set(run.tables()) == {"clips", "annotations", "questions", "rejects"}
+    assert {"clips", "annotations", "questions"} <= set(run.tables())
     again = run_pipeline(load_config(cfg))["invocations"][-1]["stages"]
     assert all(s["rows_in"] == 0 for s in again.values())
     assert again["generate"]["skipped"] == 6

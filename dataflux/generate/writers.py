@@ -137,5 +137,6 @@ class LLMWriter(Writer):
             if not rows:  # the item itself must end as questions or one reject
                 reason = "malformed_question" if problems else "invalid_output"
                 result.rejects.append(self.reject(item_id(item), reason, "no usable question", item["clip_id"]))
-        self.usage = client.usage.as_dict()
+        for name, value in client.usage.as_dict().items():
+            self.usage[name] = self.usage.get(name, 0) + value
         return result

@@ -8,12 +8,13 @@ import time
 
 
 class Bucket:
-    """A token bucket refilled continuously at `per_minute / 60` per second."""
+    """A token bucket refilled continuously at `per_minute / 60` per second, holding one second's worth
+    (at least one request), so a burst never exceeds the per-second pace."""
 
     def __init__(self, per_minute: float):
         self.rate = per_minute / 60.0
-        self.capacity = per_minute
-        self.level = per_minute
+        self.capacity = max(1.0, self.rate)
+        self.level = self.capacity
         self.stamp = time.monotonic()
 
     def wait_time(self, amount: float) -> float:

@@ -18,6 +18,7 @@ class StageStats:
     skipped: int = 0  # inputs already accounted for by an earlier run into the same folder
     rejected: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    extra: dict = field(default_factory=dict)  # stage-specific figures, e.g. LLM token usage and cost
 
     def add(self, items_in: int, result: Result) -> None:
         self.rows_in += items_in
@@ -27,7 +28,7 @@ class StageStats:
     def as_dict(self) -> dict:
         return {"rows_in": self.rows_in, "rows_out": self.rows_out, "skipped": self.skipped,
                 "rejected": dict(sorted(self.rejected.items())),
-                "rejected_total": sum(self.rejected.values()), "seconds": round(self.seconds, 3)}
+                "rejected_total": sum(self.rejected.values()), "seconds": round(self.seconds, 3), **self.extra}
 
 
 @dataclass

@@ -81,4 +81,6 @@ def run_generate(run: RunFolder, config: GenerateConfig = GenerateConfig(),
         with BufferedWriter(run, "questions", {"stage": "generate"}, max_rows=256) as out:
             for result in LocalRunner().run(writer, pending, stats, on_progress=on_progress):
                 out.add(result)
+        if isinstance(writer, LLMWriter):
+            stats.extra["llm"] = {**writer.usage, "model": endpoint.model}
     return stats

@@ -159,3 +159,35 @@ def test_structured_output_goes_in_the_form_each_endpoint_takes():
         "letter", "reasoning"]
     assert llama_format["type"] == "json_object" and llama_format["schema"]["required"] == ["letter", "reasoning"]
     assert all(SECRET in h.get("Authorization", h.get("authorization", "")) for h in server.headers)
+
+
+def test_requests_per_minute_are_paced():
+    with OpenAIDouble(script(ok())) as server:
+        client = LLMClient(endpoint(server, rpm=120))  # two per second
+        start = time.monotonic()
+        ask(client, 6)
+        elapsed = time.monotonic() - start
+    assert elapsed >= 1.9
+
+
+def test_the_key_appears_in_no_table_log_or_run_json_after_a_failing_generate_run(tmp_path, caplog):
+    from dataflux.stages.generate import GenerateConfig, run_generate
+    from storage.run_folder import RunFolder
+    from storage.schemas import ANNOTATIONS
+
+    caplog.set_level(logging.DEBUG)
+    secrets.install_log_filter()
+    run = RunFolder(tmp_path / "run")
+    run.write("annotations", [{**{f.name: None for f in ANNOTATIONS}, "clip_id": "clp_1", "producer": "t",
+                               "tag_content": "speech", "caption": "A voice."}])
+    with OpenAIDouble(script((500, {"error": {"message": f"echo {SECRET}"}}, {}))) as server:
+        config = GenerateConfig(writer="openai", max_nodes_per_clip=1, endpoint={
+            "base_url": server.base_url, "model": "m", "api_key_env": "DFX_TEST_KEY", "max_retries": 1,
+            "backoff_base_s": 0.01})
+        stats = run_generate(run, config)
+    assert stats.rejected["invalid_output"] == 1 and stats.extra["llm"]["failures"] == 1
+    reject = run.rejects("generate").to_pylist()[0]
+    assert "HTTP 500" in reject["detail"]
+    files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    assert files and not any(SECRET.encode() in p.read_bytes() for p in files)
+    assert SECRET not in caplog.text
