@@ -197,9 +197,6 @@ def to_pcm16(samples: np.ndarray) -> np.ndarray:
     return np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2")
 
 
-def from_pcm16(pcm: np.ndarray) -> np.ndarray:
-    return pcm.astype(np.float32) / 32768.0
-
 
 def pcm16_hash(pcm: np.ndarray) -> str:
     return hashlib.sha256(pcm.tobytes()).hexdigest()

@@ -103,10 +103,6 @@ def analyzers(chain: list[Stage]) -> list[Analyzer]:
     return out
 
 
-def units(chain: list[Stage]) -> dict[str, str]:
-    return {name: unit for a in analyzers(chain) for name, unit in a.fields.items()}
-
-
 def run_annotate(run: RunFolder, runner: Runner, config: AnnotateConfig = AnnotateConfig(),
                  on_progress: Callable[[int], None] | None = None,
                  on_total: Callable[[int], None] | None = None) -> StageStats:
@@ -129,7 +125,3 @@ def run_annotate(run: RunFolder, runner: Runner, config: AnnotateConfig = Annota
                      "model_id": row.get("asr_model")} for row in result.rows]
             writer.add(Result(rows, result.rejects))
     return stats
-
-
-def with_resources(config: AnnotateConfig, **per_stage: dict) -> AnnotateConfig:
-    return dataclasses.replace(config, resources={**config.resources, **per_stage})
