@@ -149,8 +149,10 @@ def _validate(decoded: Decoded, limits: Limits) -> None:
     if x.shape[0] == 0:
         raise AudioError("zero_length", "no audio frames")
     if not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).sum())
-        raise AudioError("non_finite_samples", f"{bad} NaN or infinite samples")
+        nans = int(np.isnan(x).sum())
+        if nans:
+            raise AudioError("nan_samples", f"{nans} NaN samples")
+        raise AudioError("infinite_samples", f"{int(np.isinf(x).sum())} infinite samples")
     peak = float(np.max(np.abs(x)))
     if peak <= 10 ** (limits.silence_peak_dbfs / 20):
         peak_db = -np.inf if peak == 0 else 20 * np.log10(peak)

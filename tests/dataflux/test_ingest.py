@@ -42,6 +42,7 @@ def test_demo_plus_bad_inputs_every_bad_file_gets_its_reason(tmp_path, mixed_sou
     run, stats = ingest(mixed_source, tmp_path / "run")
     rejects = {Path(r["item_id"]).name: r["reason_code"] for r in run.rejects("ingest").to_pylist()}
     assert rejects == BAD_REASONS
+    assert len(set(BAD_REASONS.values())) == len(BAD_REASONS)  # each bad file its own reason code
     assert_accounted_once(run, mixed_source)
     demo_files = len(list(DEMO_AUDIO.iterdir()))
     assert stats.rows_in == demo_files + len(BAD_REASONS)
