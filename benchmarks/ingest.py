@@ -5,7 +5,7 @@ runner, no tables and no dedup, and writes one Parquet file at the end. Each con
 the plain loop and the local runner are pinned to one CPU; the Ray runner gets one actor with
 num_cpus=1 (its driver, which commits to the tables, is a separate process). Ray's start-up is
 reported, not counted; Ray Data's fixed cost per stage (actor pool start, about 1.5 s here) is
-counted, and shown on its own as the time to ingest one file. The workload (~4.7 h of audio) is the
+counted, and shown on its own as the time to ingest one file. The workload (~4.9 h of audio) is the
 size the Ray runner is for; on a few minutes of audio that fixed cost dominates.
 Target: ratio >= 0.85 (runner overhead at most 15%).
 
@@ -64,7 +64,7 @@ def plain_loop(folder: Path, out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--copies", type=int, default=100, help="variants of each demo file (default 100, ~4.7 h of audio)")
+    ap.add_argument("--copies", type=int, default=100, help="variants of each demo file (default 100, ~4.9 h of audio)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dataflux-bench-ingest-"))
