@@ -32,6 +32,13 @@ class RunFolder:
         self.uri = uri if "://" in uri else str(Path(uri).resolve())
         self.storage_options = storage_options
 
+    @property
+    def local_path(self) -> Path | None:
+        """The folder on this machine's disk, or None for an object-store URL."""
+        if "://" in self.uri and not self.uri.startswith("file://"):
+            return None
+        return Path(self.uri.removeprefix("file://"))
+
     def table(self, name: str) -> Table:
         if name not in TABLES:
             raise KeyError(f"unknown table {name!r}; known tables: {', '.join(sorted(TABLES))}")
@@ -64,11 +71,11 @@ class RunFolder:
     def write_run_json(self, info: dict) -> None:
         """Atomic on local disks (write a temporary file, then rename over the old one)."""
         text = json.dumps(info, indent=2, sort_keys=True, default=str)
-        if "://" in self.uri and not self.uri.startswith("file://"):
+        folder = self.local_path
+        if folder is None:
             with fsspec.open(self._run_json, "w", **(self.storage_options or {})) as f:
                 f.write(text)
             return
-        folder = Path(self.uri.removeprefix("file://"))
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".run.json.")
         with os.fdopen(fd, "w") as f:

@@ -88,9 +88,9 @@ class TemplateWriter(Writer):
             options = [correct] + rng.sample(distractors, 3)
             rng.shuffle(options)
             phrasing = spec[0][rng.randrange(len(spec[0]))]
-            raw = json.dumps({"question": phrasing, "options": options, "key": LETTERS[options.index(correct)]})
-            result.rows.append(self.row(item, 0, phrasing, options, None, TEMPLATE_VERSION, raw,
-                                        LETTERS[options.index(correct)]))
+            key = LETTERS[options.index(correct)]
+            raw = json.dumps({"question": phrasing, "options": options, "key": key})
+            result.rows.append(self.row(item, 0, phrasing, options, None, TEMPLATE_VERSION, raw, key))
         return result
 
 
@@ -102,18 +102,27 @@ class LLMWriter(Writer):
         super().__init__(resources or Resources(num_cpus=0.1, batch_size=16))
         self.endpoint, self.cache_path, self.backend = endpoint, cache_path, backend
         self.n, self.max_tokens = questions_per_node, max_tokens
-        self.usage: dict = {}
+        self.client = None
+
+    def setup(self) -> None:
+        """One client (and one cache connection) for every batch; its usage counts add up across them."""
+        from dataflux.llm.cache import RequestCache
+        from dataflux.llm.client import LLMClient
+
+        self.client = LLMClient(self.endpoint, RequestCache(self.cache_path) if self.cache_path else None)
+
+    def teardown(self) -> None:
+        if self.client is not None and self.client.cache is not None:
+            self.client.cache.close()
 
     def process_batch(self, items: list[dict]) -> Result:
-        from dataflux.llm.cache import RequestCache
-        from dataflux.llm.client import LLMClient, LLMError, run_all
+        from dataflux.llm.client import LLMError, run_all
 
-        client = LLMClient(self.endpoint, RequestCache(self.cache_path) if self.cache_path else None)
         requests = [{"messages": writer_messages(i["annotation"], i["leaf"], self.n, i.get("feedback")),
                      "template_version": PROMPT_VERSION, "schema": WriterOutput, "temperature": 0.0,
                      "max_tokens": self.max_tokens} for i in items]
         result = Result()
-        for item, reply in zip(items, run_all(client, requests)):
+        for item, reply in zip(items, run_all(self.client, requests)):
             if isinstance(reply, LLMError):
                 result.rejects.append({**self.reject(item_id(item), "invalid_output", reply.reason, item["clip_id"]),
                                        "detail": json.dumps({"reason": reply.reason, "request": reply.request,
@@ -137,6 +146,4 @@ class LLMWriter(Writer):
             if not rows:  # the item itself must end as questions or one reject
                 reason = "malformed_question" if problems else "invalid_output"
                 result.rejects.append(self.reject(item_id(item), reason, "no usable question", item["clip_id"]))
-        for name, value in client.usage.as_dict().items():
-            self.usage[name] = self.usage.get(name, 0) + value
         return result

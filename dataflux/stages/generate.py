@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from dataflux.generate.assign import assign_nodes
@@ -75,12 +74,11 @@ def run_generate(run: RunFolder, config: GenerateConfig = GenerateConfig(),
                                    "concurrency": 2, **config.endpoint})
         elif config.writer in ("local", "openai"):
             endpoint = Endpoint(**config.endpoint)
-        local_run = "://" not in run.uri or run.uri.startswith("file://")
-        cache_path = str(Path(run.uri.removeprefix("file://")) / "llm_cache.sqlite") if local_run else None
+        cache_path = str(run.local_path / "llm_cache.sqlite") if run.local_path else None
         writer = make_writer(config, endpoint, cache_path)
         with BufferedWriter(run, "questions", {"stage": "generate"}, max_rows=256) as out:
             for result in LocalRunner().run(writer, pending, stats, on_progress=on_progress):
                 out.add(result)
         if isinstance(writer, LLMWriter):
-            stats.extra["llm"] = {**writer.usage, "model": endpoint.model}
+            stats.extra["llm"] = {**writer.client.usage.as_dict(), "model": endpoint.model}
     return stats
