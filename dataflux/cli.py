@@ -106,6 +106,14 @@ def _run(config, until, args, command: str) -> int:
         print(f"  {name}: {s['rows_in']} in, {s['rows_out']} out, {s['rejected_total']} rejected ({reasons}), "
               f"{s['skipped']} already done, {s['seconds']:.1f}s")
     print("  tables: " + ", ".join(f"{k}={v}" for k, v in info["counts"].items() if k != "rejects"))
+    published = stages.get("publish", {})
+    if published.get("corpus_uri"):
+        funnel = " -> ".join(f"{k} {v}" for k, v in info["counts"].items()
+                             if k in ("clips", "annotations", "questions", "verdicts", "kept", "corpus"))
+        print(f"corpus: {published['corpus_uri']} version {published['corpus_version']} "
+              f"({published['corpus_rows']} items)")
+        print(f"  export, data card and report: {published['export']}")
+        print(f"  funnel: {funnel}")
     rejected = sum(s["rejected_total"] for s in stages.values())
     return EXIT_STRICT if args.strict and rejected else 0
 

@@ -15,8 +15,11 @@ from dataflux.annotate.caption import CaptionConfig
 from dataflux.annotate.tags import TagThresholds
 from dataflux.audio import Limits
 from dataflux.stages.annotate import AnnotateConfig
+from dataflux.stages.filter import FilterConfig
 from dataflux.stages.generate import GenerateConfig
 from dataflux.stages.ingest import IngestConfig
+from dataflux.stages.verify import VerifyConfig
+from verifiers.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -28,12 +31,16 @@ class RunConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """What the data depends on: everything but where the run folder is."""
+        settings = {k: v for k, v in self.as_dict().items() if k != "out"}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class ConfigError(ValueError):
@@ -57,7 +64,8 @@ def load_config(path: str | Path | None) -> RunConfig:
 
 
 _NESTED = {"ingest": IngestConfig, "limits": Limits, "annotate": AnnotateConfig, "asr": AsrConfig,
-           "caption": CaptionConfig, "tags": TagThresholds, "generate": GenerateConfig}
+           "caption": CaptionConfig, "tags": TagThresholds, "generate": GenerateConfig,
+           "verify": VerifyConfig, "filter": FilterConfig, "policy": Policy}
 
 
 def _build(cls, data: dict, where: str):

@@ -105,3 +105,48 @@ QUESTIONS = pa.schema([
     *LINEAGE,
 ])
 TABLES["questions"] = (QUESTIONS, ("question_id",))
+
+ANSWER = pa.struct([("answerer", S), ("backend", S), ("model", S), ("letter", S), ("reasoning", S), ("raw", S),
+                    ("parse", S)])
+VERDICTS = pa.schema([
+    pa.field("question_id", S, nullable=False),
+    pa.field("clip_id", S, nullable=False),
+    pa.field("node_path", S, nullable=False),
+    pa.field("round", I, nullable=False),
+    pa.field("answers", pa.list_(ANSWER), nullable=False),  # MODEL_A, MODEL_B, then any further answerers
+    pa.field("consensus", B, nullable=False),
+    pa.field("consistency_with_caption", S, nullable=False),  # STRONG_MATCH | WEAK_MATCH | CONFLICT
+    pa.field("winner", S, nullable=False),  # MODEL_A | MODEL_B | TIE | NONE
+    pa.field("judge_reasoning", S),
+    pa.field("final_action", S, nullable=False),  # KEEP_USING_WINNER | DISCARD
+    pa.field("judge_backend", S, nullable=False),
+    pa.field("judge_model", S),
+    pa.field("judge_prompt_version", S, nullable=False),
+    pa.field("judge_raw", S),
+    *LINEAGE,
+])
+TABLES["verdicts"] = (VERDICTS, ("question_id",))
+
+# A kept item: the training example. `corpus` is the published, self-contained copy (audio included),
+# one table version per publish.
+_ITEM = [
+    pa.field("question_id", S, nullable=False),
+    pa.field("clip_id", S, nullable=False),
+    pa.field("node_path", S, nullable=False),
+    pa.field("round", I, nullable=False),
+    pa.field("question", S, nullable=False),
+    pa.field("options", pa.list_(S), nullable=False),  # after the answer-position balance
+    pa.field("answer", S, nullable=False),  # the right letter
+    pa.field("answer_text", S, nullable=False),
+    pa.field("reasoning", S, nullable=False),  # the winner's reasoning, without its final answer line
+    pa.field("target", S, nullable=False),  # reasoning + "Answer: X": what the model learns to say
+    pa.field("winner", S, nullable=False),
+    pa.field("consistency_with_caption", S, nullable=False),
+    pa.field("hard", B),  # a Eureka-Audio answerer got it wrong
+    pa.field("lineage", S, nullable=False),  # JSON: writer, answerers, judge (backends, models, prompt versions), config hash
+]
+KEPT = pa.schema([*_ITEM, *LINEAGE])
+TABLES["kept"] = (KEPT, ("question_id",))
+CORPUS = pa.schema([*_ITEM, pa.field("duration_s", F), pa.field("audio", pa.binary(), nullable=False),
+                    pa.field("published_version", pa.int64(), nullable=False), *LINEAGE])
+TABLES["corpus"] = (CORPUS, ("question_id",))

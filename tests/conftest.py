@@ -41,3 +41,34 @@ def ray_session():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def demo_annotated(tmp_path_factory):
+    """The demo audio ingested and annotated once per session (real bundled models, local runner).
+
+    Read-only: a test that writes copies it first (`copy_run`)."""
+    from dataflux.runners import LocalRunner
+    from dataflux.stages.annotate import AnnotateConfig, run_annotate
+    from dataflux.stages.ingest import run_ingest
+    from storage.run_folder import RunFolder
+
+    run = RunFolder(tmp_path_factory.mktemp("demo") / "run")
+    run_ingest(str(DEMO_AUDIO), run, LocalRunner())
+    stats = run_annotate(run, LocalRunner(), AnnotateConfig())
+    return run.local_path, stats
+
+
+def copy_run(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def llm_server():
+    """One real llama.cpp server (the bundled SmolLM2-135M-Instruct) for the session."""
+    pytest.importorskip("llama_cpp")
+    from dataflux.llm.server import LocalLLMServer
+
+    with LocalLLMServer(threads=2) as server:
+        yield server

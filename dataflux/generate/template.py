@@ -57,6 +57,8 @@ def _language(a):
 
 
 def _noise(a):
+    if a.get("tag_content") != "speech":
+        return None  # "background" needs a foreground: without speech the question is ill-posed
     return _choice(a.get("tag_quality"), {"clean": "Clean, with a quiet background",
                                           "noisy": "Noticeable background noise"},
                    "Heavy echo, as in a large hall", "Music playing behind everything") if a.get("tag_quality") else None
@@ -94,4 +96,4 @@ SPECS: dict[str, Spec] = {
     "clipping_presence": (["Is the sound distorted by clipping?", "Does the signal clip?"], _clipping),
     "speech_music_or_noise": (["What do you hear in this clip?", "Which best describes this audio?"], _sound_type),
 }
-TEMPLATE_VERSION = "template-v1"
+TEMPLATE_VERSION = "template-v2"

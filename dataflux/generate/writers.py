@@ -118,7 +118,7 @@ class LLMWriter(Writer):
     def process_batch(self, items: list[dict]) -> Result:
         from dataflux.llm.client import LLMError, run_all
 
-        requests = [{"messages": writer_messages(i["annotation"], i["leaf"], self.n, i.get("feedback")),
+        requests = [{"messages": writer_messages(i["annotation"], i["leaf"], i.get("n") or self.n, i.get("feedback")),
                      "template_version": PROMPT_VERSION, "schema": WriterOutput, "temperature": 0.0,
                      "max_tokens": self.max_tokens} for i in items]
         result = Result()
@@ -133,7 +133,7 @@ class LLMWriter(Writer):
                 result.rejects.append(self.reject(item_id(item), "node_mismatch", out.reason[:2000], item["clip_id"]))
                 continue
             rows, problems = [], []
-            for index, q in enumerate(out.questions[:self.n]):
+            for index, q in enumerate(out.questions[:item.get("n") or self.n]):
                 problem = malformed(q.question, q.options)
                 if problem:
                     problems.append(self.reject(f"{item_id(item)}#{index}", "malformed_question", problem,

@@ -114,7 +114,7 @@ class LLMClient:
         key = request_key(ep.model, template_version, params, json_schema, messages)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             self.usage.cache_hits += 1
-            parsed = schema.model_validate_json(hit["text"]) if schema else None
+            parsed = parse_structured(schema, hit["text"]) if schema else None
             return Completion(hit["text"], parsed, hit.get("usage", {}), True, body)
         client = self._bind()
         estimate = sum(len(str(m.get("content", ""))) for m in messages) // 4 + params.get("max_tokens", 256)
@@ -152,7 +152,7 @@ class LLMClient:
         if choice.finish_reason in ("length", "content_filter"):
             raise _Invalid(f"finish_reason={choice.finish_reason}")
         text = choice.message.content or ""
-        parsed = schema.model_validate_json(text) if schema else None  # ValidationError -> retry
+        parsed = parse_structured(schema, text) if schema else None  # ValidationError -> retry
         usage = reply.usage.model_dump() if reply.usage else {}
         self.usage.prompt_tokens += usage.get("prompt_tokens", 0) or 0
         self.usage.completion_tokens += usage.get("completion_tokens", 0) or 0
@@ -179,6 +179,16 @@ class LLMClient:
         if self._client is not None:
             await self._client.close()
             self._client, self._loop = None, None
+
+
+def parse_structured(schema: type[BaseModel], text: str) -> BaseModel:
+    """Validate a reply against its schema. Raw newlines and tabs inside JSON strings (small models
+    write them) are accepted; anything else malformed raises and is retried."""
+    try:
+        data = json.loads(text, strict=False)
+    except json.JSONDecodeError:
+        return schema.model_validate_json(text)  # raises the ValidationError the retry loop expects
+    return schema.model_validate(data)
 
 
 class _Invalid(Exception):

@@ -43,10 +43,24 @@ def make_writer(config: GenerateConfig, endpoint: Endpoint | None, cache_path: s
     return LLMWriter(endpoint, cache_path, config.writer, config.questions_per_node, resources=resources)
 
 
+def closed_loop_items(run: RunFolder, annotations: list[dict], config: GenerateConfig, max_rounds: int) -> list[dict]:
+    """Rounds 1..max_rounds: the (clip, node) pairs whose questions were rejected for fixable reasons."""
+    from dataflux.stages.filter import retry_items
+
+    if max_rounds <= 0:
+        return []
+    leaves = {leaf.node_path: leaf for leaf in load_taxonomy(config.taxonomy)}
+    by_clip = {a["clip_id"]: a for a in annotations}
+    return [{"clip_id": r["clip_id"], "leaf": leaves[r["node_path"]], "annotation": by_clip[r["clip_id"]],
+             "round": r["round"], "n": min(r["n"], config.questions_per_node), "feedback": r["feedback"]}
+            for r in retry_items(run, max_rounds) if r["node_path"] in leaves and r["clip_id"] in by_clip]
+
+
 def run_generate(run: RunFolder, config: GenerateConfig = GenerateConfig(),
                  on_progress: Callable[[int], None] | None = None,
-                 on_total: Callable[[int], None] | None = None) -> StageStats:
-    """Write questions for every (clip, node) not yet accounted for.
+                 on_total: Callable[[int], None] | None = None, max_rounds: int = 0) -> StageStats:
+    """Write questions for every (clip, node, round) not yet accounted for; rounds after the first
+    come from the closed loop (fixable rejects, up to `max_rounds`).
 
     The writer runs in this process whatever the pipeline's runner: it is I/O-bound, and its
     concurrency comes from asynchronous requests bounded per endpoint, not from workers.
@@ -57,6 +71,7 @@ def run_generate(run: RunFolder, config: GenerateConfig = GenerateConfig(),
     pairs = assign_nodes(annotations, load_taxonomy(config.taxonomy), config.max_nodes_per_clip,
                          grounded_only=config.writer == "template")
     items = [{"clip_id": a["clip_id"], "leaf": leaf, "annotation": a, "round": 0} for a, leaf in pairs]
+    items += closed_loop_items(run, annotations, config, max_rounds)
     questions = run.table("questions").read(columns=["clip_id", "node_path", "round"]).to_pylist()
     done = {f"{q['clip_id']}|{q['node_path']}|r{q['round']}" for q in questions}
     done |= set(run.rejects("generate")["item_id"].to_pylist())

@@ -6,12 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from dataflux.runners import LocalRunner
-from dataflux.stages.annotate import AnnotateConfig, run_annotate
-from dataflux.stages.ingest import run_ingest
 from dataflux.wer import WerCounts, word_errors
 from storage.run_folder import RunFolder
-from tests.conftest import DEMO_AUDIO, DEMO_LABELS
+from tests.conftest import DEMO_LABELS
 
 pytestmark = pytest.mark.slow
 REQUIRED = ["clip_id", "transcript", "language", "gender", "f0_median_hz", "speech_rate_wps", "loudness_lufs",
@@ -19,10 +16,9 @@ REQUIRED = ["clip_id", "transcript", "language", "gender", "f0_median_hz", "spee
 
 
 @pytest.fixture(scope="module")
-def annotated(tmp_path_factory):
-    run = RunFolder(tmp_path_factory.mktemp("annotate") / "run")
-    run_ingest(str(DEMO_AUDIO), run, LocalRunner())
-    stats = run_annotate(run, LocalRunner(), AnnotateConfig())
+def annotated(demo_annotated):
+    path, stats = demo_annotated
+    run = RunFolder(path)
     labels = {r["file"]: r for r in csv.DictReader(open(DEMO_LABELS))}
     sources = {r["clip_id"]: Path(r["source_uri"]).name for r in
                run.table("clips").read(columns=["clip_id", "source_uri"]).to_pylist()}

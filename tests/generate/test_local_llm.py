@@ -6,7 +6,7 @@ pytest.importorskip("llama_cpp")
 
 from dataflux.generate.writers import WriterOutput, item_id  # noqa: E402
 from dataflux.llm.client import Endpoint, LLMClient, run_all  # noqa: E402
-from dataflux.llm.server import MODEL_ALIAS, LocalLLMServer  # noqa: E402
+from dataflux.llm.server import MODEL_ALIAS  # noqa: E402
 from dataflux.stages.generate import GenerateConfig, run_generate  # noqa: E402
 from dataflux.taxonomy import load_taxonomy  # noqa: E402
 from dataflux.generate.prompts import writer_messages  # noqa: E402
@@ -20,9 +20,8 @@ ANNOTATION = dict(clip_id="clp_test", tag_content="speech", gender="male", tag_p
 
 
 @pytest.fixture(scope="module")
-def server():
-    with LocalLLMServer(threads=2) as s:
-        yield s
+def server(llm_server):
+    return llm_server
 
 
 def test_the_server_binds_to_loopback_and_answers_valid_json_under_the_schema(server):

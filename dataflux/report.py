@@ -1,0 +1,191 @@
+"""What a published corpus version says about itself: a summary (JSON), a data card (README.md) and
+a quality report (HTML with PNG plots). Everything is computed from the run folder's tables."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from storage.run_folder import RunFolder
+from verifiers.filters import letter_balance
+
+FUNNEL = ("inputs", "clips", "annotated", "questions", "verified", "kept", "corpus")
+
+
+def cohen_kappa(pairs: list[tuple[str, str]]) -> float | None:
+    """Agreement between two answerers on the items both answered, corrected for chance."""
+    n = len(pairs)
+    if n == 0:
+        return None
+    observed = sum(a == b for a, b in pairs) / n
+    ca, cb = Counter(a for a, _ in pairs), Counter(b for _, b in pairs)
+    expected = sum(ca[k] * cb[k] for k in set(ca) | set(cb)) / n ** 2
+    return 1.0 if expected == 1 else round((observed - expected) / (1 - expected), 4)
+
+
+def _read(run: RunFolder, name: str, columns: list[str] | None = None) -> list[dict]:
+    table = run.table(name)
+    return table.read(columns=columns).to_pylist() if table.exists() else []
+
+
+def summarize(run: RunFolder, corpus_version: int | None = None) -> dict:
+    info = run.read_run_json()
+    config = (info.get("invocations") or [{}])[-1].get("config", {})
+    rejects = _read(run, "rejects", ["stage", "reason_code", "item_id"])
+    by_stage: dict[str, Counter] = defaultdict(Counter)
+    for r in rejects:
+        by_stage[r["stage"]][r["reason_code"]] += 1
+    clips = _read(run, "clips", ["clip_id", "source_uri", "duration_s"])
+    notes = _read(run, "annotations", ["clip_id", "tag_content", "tag_pitch", "tag_rate", "tag_loudness",
+                                       "tag_quality", "gender", "language", "f0_median_hz", "speech_rate_sps",
+                                       "loudness_lufs", "snr_db", "duration_s", "caption_backend",
+                                       "caption_model", "asr_model"])
+    questions = _read(run, "questions", ["question_id", "round", "node_path", "writer_backend", "writer_model",
+                                         "prompt_version"])
+    verdicts = _read(run, "verdicts", ["question_id", "round", "answers", "winner", "consistency_with_caption",
+                                       "judge_backend", "judge_model", "judge_prompt_version"])
+    kept = _read(run, "kept", ["question_id", "round", "node_path", "answer"])
+    corpus = run.table("corpus")
+    corpus_rows = corpus.num_rows(corpus_version) if corpus.exists() else 0
+    sources = sorted({c["source_uri"] for c in clips})
+    funnel = {"inputs": len(sources) + by_stage["ingest"].total(), "clips": len(clips), "annotated": len(notes),
+              "questions": len(questions), "verified": len(verdicts), "kept": len(kept), "corpus": corpus_rows}
+    rounds = defaultdict(lambda: {"questions": 0, "verified": 0, "kept": 0})
+    for q in questions:
+        rounds[q["round"]]["questions"] += 1
+    for v in verdicts:
+        rounds[v["round"]]["verified"] += 1
+    for k in kept:
+        rounds[k["round"]]["kept"] += 1
+    for r, row in rounds.items():
+        row["yield"] = round(row["kept"] / row["questions"], 4) if row["questions"] else None
+    pairs = [(v["answers"][0]["letter"], v["answers"][1]["letter"]) for v in verdicts
+             if len(v["answers"]) >= 2 and v["answers"][0]["letter"] and v["answers"][1]["letter"]]
+    nodes = Counter(k["node_path"] for k in kept)
+    from dataflux.taxonomy import load_taxonomy
+
+    leaves = [leaf.node_path for leaf in load_taxonomy(config.get("generate", {}).get("taxonomy"))]
+    backends = {
+        "asr": sorted({n["asr_model"] for n in notes if n.get("asr_model")}),
+        "captioner": sorted({f"{n['caption_backend']}:{n['caption_model'] or '-'}" for n in notes
+                             if n.get("caption_backend")}),
+        "question_writer": sorted({f"{q['writer_backend']}:{q['writer_model'] or '-'}@{q['prompt_version']}"
+                                   for q in questions}),
+        "answerers": sorted({f"{a['answerer']}={a['backend']}:{a['model'] or '-'}" for v in verdicts
+                             for a in v["answers"]}),
+        "judge": sorted({f"{v['judge_backend']}:{v['judge_model'] or '-'}@{v['judge_prompt_version']}"
+                         for v in verdicts}),
+    }
+    return {
+        "run": run.uri, "corpus_version": corpus_version, "config_hash": config.get("config_hash"),
+        "sources": sources[:50], "num_sources": len(sources),
+        "audio_hours": round(sum(c["duration_s"] for c in clips) / 3600, 4),
+        "funnel": funnel,
+        "yield": {f"{a}->{b}": (round(funnel[b] / funnel[a], 4) if funnel[a] else None)
+                  for a, b in zip(FUNNEL, FUNNEL[1:])},
+        "rounds": {str(r): rounds[r] for r in sorted(rounds)},
+        "rejects": {stage: dict(sorted(c.items())) for stage, c in sorted(by_stage.items())},
+        "taxonomy_coverage": {"kept_per_node": dict(sorted(nodes.items())),
+                              "nodes_without_items": [p for p in leaves if p not in nodes],
+                              "nodes_covered": sum(1 for p in leaves if p in nodes), "nodes_total": len(leaves)},
+        "answer_letters": letter_balance(Counter(k["answer"] for k in kept)),
+        "answerer_agreement": {"cohen_kappa": cohen_kappa(pairs), "both_answered": len(pairs),
+                               "verified": len(verdicts)},
+        "verdicts": {"winner": dict(Counter(v["winner"] for v in verdicts)),
+                     "consistency": dict(Counter(v["consistency_with_caption"] for v in verdicts))},
+        "backends": backends,
+        "tags": {k: dict(Counter(str(n.get(k)) for n in notes)) for k in
+                 ("tag_content", "gender", "tag_pitch", "tag_rate", "tag_loudness", "tag_quality", "language")},
+        "measures": {k: [n[k] for n in notes if n.get(k) is not None]
+                     for k in ("f0_median_hz", "speech_rate_sps", "loudness_lufs", "snr_db", "duration_s")},
+    }
+
+
+def data_card(s: dict) -> str:
+    f = s["funnel"]
+    lines = [f"# DataFlux corpus, version {s['corpus_version']}", "",
+             "Multiple-choice listening questions with reasoning targets, written from measured audio "
+             "tags, answered independently by two listeners, adjudicated by a judge and filtered.", "",
+             "## Sources", f"{s['num_sources']} source files, {s['audio_hours']} h of audio "
+             f"(run folder `{s['run']}`, config hash `{s['config_hash']}`).", "",
+             "## Counts and yield", "| stage | rows |", "|---|---:|",
+             *[f"| {k} | {f[k]} |" for k in FUNNEL], "",
+             "| step | yield |", "|---|---:|", *[f"| {k} | {v} |" for k, v in s["yield"].items()], "",
+             "## Closed-loop rounds", "| round | questions | verified | kept | yield |", "|---:|---:|---:|---:|---:|",
+             *[f"| {r} | {x['questions']} | {x['verified']} | {x['kept']} | {x['yield']} |"
+               for r, x in s["rounds"].items()], "",
+             "## Reject reasons", "| stage | reason | count |", "|---|---|---:|",
+             *[f"| {stage} | {reason} | {n} |" for stage, c in s["rejects"].items() for reason, n in c.items()], "",
+             "## Taxonomy coverage",
+             f"{s['taxonomy_coverage']['nodes_covered']} of {s['taxonomy_coverage']['nodes_total']} leaves have items.",
+             "", "| node | kept |", "|---|---:|",
+             *[f"| {k} | {n} |" for k, n in s["taxonomy_coverage"]["kept_per_node"].items()], "",
+             "## Answer letters",
+             " ".join(f"{k}: {v}" for k, v in s["answer_letters"]["counts"].items())
+             + f" (chi-square p = {s['answer_letters']['chi2_p']})", "",
+             "## Agreement between answerers",
+             f"Cohen's kappa {s['answerer_agreement']['cohen_kappa']} on {s['answerer_agreement']['both_answered']} "
+             f"questions both answered (of {s['answerer_agreement']['verified']} verified).", "",
+             "## Backends and models", *[f"- {role}: {', '.join(v) or '-'}" for role, v in s["backends"].items()], ""]
+    return "\n".join(lines)
+
+
+def _plots(s: dict, folder: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+
+    def save(fig, name):
+        fig.tight_layout()
+        fig.savefig(folder / name, dpi=90)
+        plt.close(fig)
+        made.append(name)
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(list(s["funnel"]), list(s["funnel"].values()), color="#4477aa")
+    ax.set_title("Funnel")
+    save(fig, "funnel.png")
+    reasons = Counter({f"{st}:{r}": n for st, c in s["rejects"].items() for r, n in c.items()})
+    fig, ax = plt.subplots(figsize=(6, max(2, 0.3 * len(reasons) + 1)))
+    items = reasons.most_common()
+    ax.barh([k for k, _ in items][::-1], [n for _, n in items][::-1], color="#cc6677")
+    ax.set_title("Reject reasons")
+    save(fig, "rejects.png")
+    nodes = s["taxonomy_coverage"]["kept_per_node"]
+    fig, ax = plt.subplots(figsize=(6, max(2, 0.3 * len(nodes) + 1)))
+    ax.barh([k.split(" > ")[-1] for k in nodes][::-1], list(nodes.values())[::-1], color="#117733")
+    ax.set_title("Kept items per taxonomy node")
+    save(fig, "nodes.png")
+    measures = {k: v for k, v in s["measures"].items() if v}
+    if measures:
+        fig, axes = plt.subplots(1, len(measures), figsize=(3 * len(measures), 2.6))
+        for ax, (name, values) in zip(axes if len(measures) > 1 else [axes], measures.items()):
+            ax.hist(values, bins=15, color="#888888")
+            ax.set_title(name, fontsize=9)
+        save(fig, "measures.png")
+    return made
+
+
+def write_report(s: dict, folder: Path) -> None:
+    """README.md (the data card), report.html with plots/ and summary.json, into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    card = data_card(s)
+    (folder / "README.md").write_text(card)
+    (folder / "summary.json").write_text(json.dumps({k: v for k, v in s.items() if k != "measures"},
+                                                    indent=2, sort_keys=True))
+    plots = _plots(s, folder / "plots")
+    tags = "".join(f"<h3>{html.escape(k)}</h3><p>{html.escape(json.dumps(v, sort_keys=True))}</p>"
+                   for k, v in s["tags"].items())
+    body = (f"<h1>Quality report: corpus version {s['corpus_version']}</h1>"
+            + "".join(f'<img src="plots/{p}" alt="{p}">' for p in plots)
+            + f"<h2>Measured tags</h2>{tags}<h2>Data card</h2><pre>{html.escape(card)}</pre>")
+    (folder / "report.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>DataFlux "
+                                        f"report</title></head><body>{body}</body></html>")
+
+
