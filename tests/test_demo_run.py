@@ -50,7 +50,7 @@ def test_the_run_prints_the_corpus_and_the_funnel(demo_run):
     run, _, out = demo_run
     assert f"corpus: {run.table('corpus').uri} version 0" in out
     assert "funnel: clips 44 -> annotations 44 -> questions" in out
-    export = run.local_path / "corpus" / "v0"
+    export = run.local_path / "published" / "corpus-v0"
     for name in ("README.md", "report.html", "summary.json", "plots/funnel.png", "plots/rejects.png",
                  "plots/nodes.png", "plots/measures.png"):
         assert (export / name).exists(), name
@@ -93,7 +93,7 @@ def test_every_question_is_accounted_for_once(demo_run):
 def test_the_corpus_is_self_contained_and_loads_with_datasets(demo_run):
     datasets = pytest.importorskip("datasets")
     run, _, _ = demo_run
-    ds = datasets.load_dataset("parquet", data_dir=str(run.local_path / "corpus" / "v0"), split="train")
+    ds = datasets.load_dataset("parquet", data_dir=str(run.local_path / "published" / "corpus-v0"), split="train")
     row = ds[0]
     assert row["answer"] in LETTERS and row["options"][LETTERS.index(row["answer"])] == row["answer_text"]
     assert row["target"].endswith(f"Answer: {row['answer']}")

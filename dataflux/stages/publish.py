@@ -1,5 +1,5 @@
 """Publish: `kept` -> a new version of `corpus` (self-contained: the audio travels with each item),
-then, for that version, an export folder `corpus/vN/` with Hugging Face Parquet shards, the data card
+then, for that version, an export folder `published/corpus-vN/` with Hugging Face Parquet shards, the data card
 (README.md), the quality report (report.html + plots/) and summary.json.
 
 A corpus version is immutable: publishing again with nothing new adds no version; the export folder
@@ -66,7 +66,7 @@ def _publish(run: RunFolder) -> tuple[StageStats, dict]:
 def export_folder(run: RunFolder, version: int) -> Path | None:
     if run.local_path is None:
         return None  # object-store runs: export with `dataflux export` to a local folder
-    folder = run.local_path / "corpus" / f"v{version}"
+    folder = run.local_path / "published" / f"corpus-v{version}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     return folder
 
