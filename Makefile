@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/annotate.py
 	$(PY) benchmarks/llm_client.py
+	$(PY) benchmarks/model_step.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["hf", "swift"], default="hf")
     export.add_argument("--out", required=True)
     export.set_defaults(func=cmd_export)
+    model = sub.add_parser("model", help="Eureka-Audio model utilities")
+    model_sub = model.add_subparsers(dest="model_command", required=True, metavar="SUBCOMMAND")
+    info = model_sub.add_parser("info", help="parameter counts of a model config, without allocating weights")
+    info.add_argument("config", help="a config JSON, a checkpoint folder, or a preset: full, tiny")
+    info.set_defaults(func=cmd_model_info)
     return p
 
 
@@ -90,6 +95,13 @@ def cmd_run(args) -> int:
     config = with_overrides(load_config(args.config), source=args.source, out=args.out, runner=args.runner,
                             ray_address=args.ray_address)
     return _run(config, args.until, args, command="run")
+
+
+def cmd_model_info(args) -> int:
+    from model.info import describe, load_config, parameter_counts
+
+    print(describe(parameter_counts(load_config(args.config))))
+    return 0
 
 
 def _run(config, until, args, command: str) -> int:

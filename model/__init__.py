@@ -1,1 +1,3 @@
-"""Eureka-Audio: configuration, audio encoder, MoE adapter, modeling, processing, training, evaluation."""
+"""Eureka-Audio: configuration, audio encoder, MoE adapter, modeling, processing, weights loading.
+
+Importing `model.modeling` registers the `eureka_audio` type with transformers' Auto classes."""
