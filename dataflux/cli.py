@@ -64,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["hf", "swift"], default="hf")
     export.add_argument("--out", required=True)
     export.set_defaults(func=cmd_export)
+    server = sub.add_parser("server", help="start a local Prefect server (SQLite, 127.0.0.1) and a process worker")
+    server.add_argument("--port", type=int, default=4200)
+    server.add_argument("--pool", default="dataflux", help="work pool the worker serves")
+    server.add_argument("--no-worker", action="store_true")
+    server.set_defaults(func=cmd_server)
+    deploy = sub.add_parser("deploy", help="register prefect.yaml's deployments, the work pool and the LLM quotas")
+    deploy.add_argument("--prefect-file", default=None, help="prefect.yaml (the repository's by default)")
+    deploy.add_argument("--only", nargs="*", help="deployment names to register (all by default)")
+    deploy.set_defaults(func=cmd_deploy)
     model = sub.add_parser("model", help="Eureka-Audio model utilities")
     model_sub = model.add_subparsers(dest="model_command", required=True, metavar="SUBCOMMAND")
     info = model_sub.add_parser("info", help="parameter counts of a model config, without allocating weights")
@@ -95,6 +104,32 @@ def cmd_run(args) -> int:
     config = with_overrides(load_config(args.config), source=args.source, out=args.out, runner=args.runner,
                             ray_address=args.ray_address)
     return _run(config, args.until, args, command="run")
+
+
+def cmd_server(args) -> int:
+    import time
+
+    from flows.server import LocalPrefect
+
+    with LocalPrefect(port=args.port, pool=args.pool, worker=not args.no_worker) as prefect:
+        print(f"Prefect server: {prefect.ui_url} (API {prefect.api_url}); worker on pool {args.pool!r}"
+              f"{' not started' if args.no_worker else ''}; logs in {prefect.log_dir}")
+        print(f"in another shell: export PREFECT_API_URL={prefect.api_url}; dataflux deploy. Ctrl-C stops both.",
+              flush=True)
+        try:
+            while all(p.poll() is None for p in prefect.procs):
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_deploy(args) -> int:
+    from flows.deploy import ROOT, deploy
+
+    for d in deploy(Path(args.prefect_file) if args.prefect_file else ROOT / "prefect.yaml", args.only):
+        print(f"deployed {d['name']} ({d['id']}): {d['schedules']} schedule(s), {d['triggers']} trigger(s)")
+    return 0
 
 
 def cmd_model_info(args) -> int:

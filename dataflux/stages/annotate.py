@@ -23,6 +23,7 @@ from dataflux.annotate.speaker import Gender, SpeakerCount
 from dataflux.annotate.tags import TagThresholds, Tagger
 from dataflux.annotate.vad import SileroVad
 from dataflux.runners.base import Runner, StageStats, run_chain
+from dataflux.shards import Shard, in_shard
 from dataflux.stage import Resources, Result, Stage
 from storage.run_folder import RunFolder
 from storage.writer import BufferedWriter
@@ -105,9 +106,9 @@ def analyzers(chain: list[Stage]) -> list[Analyzer]:
 
 def run_annotate(run: RunFolder, runner: Runner, config: AnnotateConfig = AnnotateConfig(),
                  on_progress: Callable[[int], None] | None = None,
-                 on_total: Callable[[int], None] | None = None) -> StageStats:
-    """Annotate every clip of `run` that has no annotation (and no annotate reject) yet."""
-    clips = run.table("clips").read(columns=["clip_id"])["clip_id"].to_pylist()
+                 on_total: Callable[[int], None] | None = None, shard: Shard | None = None) -> StageStats:
+    """Annotate every clip of `run` (in `shard`) that has no annotation (and no annotate reject) yet."""
+    clips = [c for c in run.table("clips").read(columns=["clip_id"])["clip_id"].to_pylist() if in_shard(c, shard)]
     done = set(run.table("annotations").read(columns=["clip_id"])["clip_id"].to_pylist())
     done |= set(run.rejects("annotate")["item_id"].to_pylist())
     pending = set(clips) - done

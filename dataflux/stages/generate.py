@@ -16,6 +16,7 @@ from dataflux.generate.writers import LLMWriter, TemplateWriter, item_id
 from dataflux.llm.client import Endpoint
 from dataflux.llm.server import MODEL_ALIAS, LocalLLMServer
 from dataflux.runners.base import StageStats
+from dataflux.shards import Shard, in_shard
 from dataflux.runners.local import LocalRunner
 from dataflux.stage import Resources
 from dataflux.taxonomy import load_taxonomy
@@ -58,7 +59,8 @@ def closed_loop_items(run: RunFolder, annotations: list[dict], config: GenerateC
 
 def run_generate(run: RunFolder, config: GenerateConfig = GenerateConfig(),
                  on_progress: Callable[[int], None] | None = None,
-                 on_total: Callable[[int], None] | None = None, max_rounds: int = 0) -> StageStats:
+                 on_total: Callable[[int], None] | None = None, max_rounds: int = 0,
+                 shard: Shard | None = None) -> StageStats:
     """Write questions for every (clip, node, round) not yet accounted for; rounds after the first
     come from the closed loop (fixable rejects, up to `max_rounds`).
 
@@ -75,6 +77,7 @@ def run_generate(run: RunFolder, config: GenerateConfig = GenerateConfig(),
     questions = run.table("questions").read(columns=["clip_id", "node_path", "round"]).to_pylist()
     done = {f"{q['clip_id']}|{q['node_path']}|r{q['round']}" for q in questions}
     done |= set(run.rejects("generate")["item_id"].to_pylist())
+    items = [i for i in items if in_shard(i["clip_id"], shard)]
     pending = [i for i in items if item_id(i) not in done]
     stats = StageStats("generate", skipped=len(items) - len(pending))
     if on_total:

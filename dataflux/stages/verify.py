@@ -17,6 +17,7 @@ from dataflux.annotate.tags import TagThresholds
 from dataflux.llm.client import Endpoint
 from dataflux.llm.server import MODEL_ALIAS, LocalLLMServer
 from dataflux.runners.base import Runner, StageStats
+from dataflux.shards import Shard, in_shard
 from dataflux.stage import Resources, Result, Stage
 from storage.run_folder import RunFolder
 from verifiers.answerers import answers_of
@@ -96,9 +97,9 @@ def verdict_row(item: dict) -> dict:
             "producer": PRODUCER, "backend": item["judge_backend"], "model_id": item["judge_model"]}
 
 
-def pending_items(run: RunFolder) -> tuple[list[dict], int]:
+def pending_items(run: RunFolder, shard: Shard | None = None) -> tuple[list[dict], int]:
     """Questions without a verdict or a verify reject, with their clip's audio and annotation."""
-    questions = run.table("questions").read().to_pylist()
+    questions = [q for q in run.table("questions").read().to_pylist() if in_shard(q["clip_id"], shard)]
     done = set(run.table("verdicts").read(columns=["question_id"])["question_id"].to_pylist())
     done |= set(run.rejects("verify")["item_id"].to_pylist())
     pending = [q for q in questions if q["question_id"] not in done]
@@ -117,8 +118,8 @@ def pending_items(run: RunFolder) -> tuple[list[dict], int]:
 def run_verify(run: RunFolder, runner: Runner, config: VerifyConfig = VerifyConfig(),
                thresholds: TagThresholds = TagThresholds(),
                on_progress: Callable[[int], None] | None = None,
-               on_total: Callable[[int], None] | None = None) -> StageStats:
-    items, skipped = pending_items(run)
+               on_total: Callable[[int], None] | None = None, shard: Shard | None = None) -> StageStats:
+    items, skipped = pending_items(run, shard)
     stats = StageStats("verify", skipped=skipped)
     if on_total:
         on_total(len(items))

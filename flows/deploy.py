@@ -1,0 +1,75 @@
+"""`dataflux deploy`: register the deployments declared in prefect.yaml, the process work pool they
+run on, and one global concurrency limit per LLM endpoint their configs talk to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def deploy(prefect_yaml: Path = ROOT / "prefect.yaml", only: list[str] | None = None) -> list[dict]:
+    from prefect import Flow
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+    from prefect.schedules import Cron
+
+    spec = yaml.safe_load(prefect_yaml.read_text())
+    done = []
+    pools = {d["work_pool"]["name"] for d in spec["deployments"]}
+    for pool in pools:
+        ensure_work_pool(pool)
+    ensure_llm_limits(spec["deployments"], prefect_yaml.parent)
+    for d in spec["deployments"]:
+        if only and d["name"] not in only:
+            continue
+        flow = Flow.from_source(source=str(prefect_yaml.parent), entrypoint=d["entrypoint"])
+        schedules = [Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True))
+                     for s in d.get("schedules", [])]
+        triggers = [DeploymentEventTrigger(**t) for t in d.get("triggers", [])]
+        deployment_id = flow.deploy(name=d["name"], work_pool_name=d["work_pool"]["name"], build=False, push=False,
+                                    parameters=d.get("parameters") or {}, description=d.get("description"),
+                                    schedules=schedules or None, triggers=triggers or None,
+                                    paused=d.get("paused"), print_next_steps=False)
+        done.append({"name": f"{flow.name}/{d['name']}", "id": str(deployment_id), "triggers": len(triggers),
+                     "schedules": len(schedules)})
+    return done
+
+
+def ensure_work_pool(name: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+        except ObjectAlreadyExists:
+            pass
+
+
+def ensure_llm_limits(deployments: list[dict], root: Path) -> list[str]:
+    """One global concurrency limit per endpoint named in the deployments' configs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+
+    from dataflux.config import load_config
+    from flows.quotas import endpoints, limit_name
+
+    wanted: dict[str, int] = {}
+    for d in deployments:
+        path = (d.get("parameters") or {}).get("config")
+        if not path or not (root / path).exists() or d["entrypoint"].split(":")[0] != "flows/synthesize.py":
+            continue
+        for e in endpoints(load_config(root / path)):
+            name = limit_name(e)
+            wanted[name] = max(wanted.get(name, 0), int(e.get("shared_limit") or e.get("concurrency", 8)))
+    with get_client(sync_client=True) as client:
+        for name, limit in wanted.items():
+            try:
+                client.read_global_concurrency_limit_by_name(name)
+                client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=limit))
+            except Exception:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
+    return sorted(wanted)

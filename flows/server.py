@@ -1,0 +1,85 @@
+"""`dataflux server`: a local Prefect server (SQLite, bound to 127.0.0.1) and a process work-pool
+worker, started together and stopped together. The test suite starts the same thing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from dataflux.llm.server import free_port
+
+
+class LocalPrefect:
+    def __init__(self, home: str | Path | None = None, port: int | None = None, pool: str = "dataflux",
+                 worker: bool = True, log_dir: str | Path | None = None):
+        self.home = Path(home) if home else Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))
+        self.port = port or free_port()
+        self.pool, self.worker = pool, worker
+        self.log_dir = Path(log_dir) if log_dir else self.home
+        self.procs: list[subprocess.Popen] = []
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PREFECT_HOME": str(self.home), "PREFECT_API_URL": self.api_url,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_API_HOST": "127.0.0.1",
+                "PREFECT_SERVER_API_PORT": str(self.port), "PREFECT_UI_API_URL": self.api_url}
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "prefect", *args], env=self.env(), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def start(self, timeout_s: float = 90) -> "LocalPrefect":
+        self.home.mkdir(parents=True, exist_ok=True)
+        server = self._spawn("server", "server", "start", "--host", "127.0.0.1", "--port", str(self.port))
+        deadline = time.time() + timeout_s
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"the Prefect server exited ({server.returncode}); see {self.log_dir / 'server.log'}")
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                self.stop()
+                raise TimeoutError(f"the Prefect server did not answer within {timeout_s:.0f} s")
+            time.sleep(0.5)
+        if self.worker:
+            self.start_worker()
+        return self
+
+    def start_worker(self) -> subprocess.Popen:
+        return self._spawn("worker", "worker", "start", "--pool", self.pool, "--type", "process")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+        self.procs = []
+
+    def __enter__(self) -> "LocalPrefect":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
