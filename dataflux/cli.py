@@ -73,6 +73,25 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--prefect-file", default=None, help="prefect.yaml (the repository's by default)")
     deploy.add_argument("--only", nargs="*", help="deployment names to register (all by default)")
     deploy.set_defaults(func=cmd_deploy)
+    train = sub.add_parser("train", help="fine-tune Eureka-Audio on corpus versions")
+    train.add_argument("--config", required=True, help="a training YAML (examples/train-tiny.yaml)")
+    train.add_argument("--corpus", action="append", help="RUN_DIR[@VERSION]; repeat to mix (overrides the config's)")
+    train.add_argument("--out", help="output folder (overrides output_dir)")
+    train.add_argument("--max-steps", type=int)
+    train.add_argument("--resume", help="a checkpoint folder to resume from")
+    train.set_defaults(func=cmd_train)
+    evaluate = sub.add_parser("evaluate", help="evaluate a checkpoint; writes predictions, scores, summary, report")
+    evaluate.add_argument("--checkpoint", required=True, help="an Eureka-Audio checkpoint folder")
+    evaluate.add_argument("--data", required=True, help="RUN_DIR[@VERSION] (held-out split) or a .jsonl/.parquet file")
+    evaluate.add_argument("--out", required=True)
+    evaluate.add_argument("--max-new-tokens", type=int, help="cap for every task (defaults: mcq 512, asr 448, label 32)")
+    evaluate.add_argument("--eval-fraction", type=float, default=0.1)
+    evaluate.add_argument("--score-only", action="store_true", help="re-score existing predictions")
+    evaluate.set_defaults(func=cmd_evaluate)
+    compare = sub.add_parser("compare", help="compare two evaluation summaries (B against A)")
+    compare.add_argument("a")
+    compare.add_argument("b")
+    compare.set_defaults(func=cmd_compare)
     model = sub.add_parser("model", help="Eureka-Audio model utilities")
     model_sub = model.add_subparsers(dest="model_command", required=True, metavar="SUBCOMMAND")
     info = model_sub.add_parser("info", help="parameter counts of a model config, without allocating weights")
@@ -129,6 +148,48 @@ def cmd_deploy(args) -> int:
 
     for d in deploy(Path(args.prefect_file) if args.prefect_file else ROOT / "prefect.yaml", args.only):
         print(f"deployed {d['name']} ({d['id']}): {d['schedules']} schedule(s), {d['triggers']} trigger(s)")
+    return 0
+
+
+def corpus_specs(values: list[str] | None):
+    from model.data import CorpusSpec
+
+    specs = []
+    for value in values or []:
+        run_dir, _, version = value.partition("@")
+        specs.append(CorpusSpec(run_dir, int(version) if version else None))
+    return specs or None
+
+
+def cmd_train(args) -> int:
+    from model.train import load_train_config, train
+
+    config = load_train_config(args.config, output_dir=args.out, max_steps=args.max_steps)
+    summary = train(config, corpus_specs(args.corpus), args.resume)
+    print(f"trained {summary['steps']} steps ({summary['samples_seen']} samples, {summary['skipped_too_long']} "
+          f"skipped as too long); checkpoint: {summary['checkpoint']}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from model.evaluate import DECODE, EvalConfig, evaluate
+
+    caps = {task: args.max_new_tokens for task in DECODE} if args.max_new_tokens else {}
+    summary = evaluate(args.checkpoint, args.data, args.out, EvalConfig(max_new_tokens=caps,
+                                                                         eval_fraction=args.eval_fraction),
+                       score_only=args.score_only)
+    print(json.dumps(summary["metrics"], indent=2))
+    print(f"report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from model.scoring import compare
+
+    result = compare(json.loads(Path(args.a).read_text()), json.loads(Path(args.b).read_text()))
+    for row in result["metrics"]:
+        print(f"{row['metric']}: {row['a']} -> {row['b']} ({row['delta']:+}) {'better' if row['b_better'] else 'tie' if row['tie'] else 'worse'}")
+    print(f"verdict: B is {result['verdict']} (decided by {result['decided_by']})")
     return 0
 
 

@@ -64,6 +64,11 @@ class Table:
         sort_keys = [(k, "ascending") for k in self.key if k in table.column_names]
         return table.sort_by(sort_keys) if sort_keys else table
 
+    def files(self, version: int | None = None) -> list[str]:
+        """The Parquet files that make up `version` (latest by default): what outside readers load."""
+        dt = self._delta(version)
+        return [] if dt is None else list(dt.file_uris())
+
     def num_rows(self, version: int | None = None) -> int:
         """Counted from the log's file statistics: no data is read."""
         dt = self._delta(version)

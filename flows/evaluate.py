@@ -1,0 +1,61 @@
+"""The `eureka-evaluate` flow: score a checkpoint on the corpus's held-out split (or benchmark
+files), compare it with the best checkpoint so far, and announce the verdict with
+`eureka.evaluation.completed`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.events import emit_event
+
+
+@task(name="evaluate", retries=1, retry_delay_seconds=10)
+def evaluate_task(checkpoint: str, data: str, out_dir: str, eval_fraction: float, max_new_tokens: int | None) -> dict:
+    from model.evaluate import DECODE, EvalConfig, evaluate
+
+    caps = {t: max_new_tokens for t in DECODE} if max_new_tokens else {}
+    return evaluate(checkpoint, data, out_dir, EvalConfig(max_new_tokens=caps, eval_fraction=eval_fraction))
+
+
+@task(name="compare-with-best")
+def compare_task(summary: dict, summary_path: str, best_file: str) -> dict:
+    """B = this checkpoint against A = the best so far; a better (or first) checkpoint becomes the best."""
+    from model.scoring import compare
+
+    best = Path(best_file)
+    if not best.exists():
+        result = {"verdict": "first", "metrics": [], "decided_by": None}
+    else:
+        previous = json.loads(Path(json.loads(best.read_text())["summary"]).read_text())
+        result = compare(previous, summary)
+    if result["verdict"] in ("first", "better"):
+        best.parent.mkdir(parents=True, exist_ok=True)
+        best.write_text(json.dumps({"checkpoint": summary["checkpoint"], "summary": summary_path}, indent=2))
+    return {**result, "best": json.loads(best.read_text())["checkpoint"]}
+
+
+@flow(name="eureka-evaluate", log_prints=True)
+def evaluate(checkpoint: str, run_dir: str | None = None, corpus_version: int | None = None,
+             data: str | None = None, config: str = "examples/train-tiny.yaml", output_root: str = "runs/models",
+             max_new_tokens: int | None = None) -> dict:
+    from model.train import load_train_config
+
+    if data is None:
+        if run_dir is None:
+            raise ValueError("give `data` (a benchmark file) or `run_dir` (a corpus's held-out split)")
+        data = f"{run_dir}@{corpus_version}" if corpus_version is not None else run_dir
+    out_dir = str(Path(checkpoint).parent / f"eval-{Path(data.split('@')[0]).stem}")
+    fraction = load_train_config(config).eval_fraction
+    summary = evaluate_task(checkpoint, data, out_dir, fraction, max_new_tokens)
+    verdict = compare_task(summary, str(Path(out_dir) / "summary.json"), str(Path(output_root).resolve() / "best.json"))
+    report = (Path(out_dir) / "report.md").read_text()
+    create_markdown_artifact(f"**Verdict: {verdict['verdict']}** (best: `{verdict['best']}`)\n\n{report}",
+                             key="eureka-evaluation", description="scores and the comparison with the best checkpoint")
+    emit_event("eureka.evaluation.completed",
+               resource={"prefect.resource.id": f"eureka.checkpoint.{Path(checkpoint).parent.name}"},
+               payload={"checkpoint": checkpoint, "verdict": verdict["verdict"], "best": verdict["best"],
+                        "metrics": summary["metrics"], "report": str(Path(out_dir) / "report.md")})
+    return {"summary": summary, "comparison": verdict}

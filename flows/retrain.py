@@ -1,0 +1,18 @@
+"""The retrain chain as one flow: corpus version -> train -> evaluate -> compare with the best ->
+`eureka.evaluation.completed` carrying the verdict. (Deployed, the same chain also runs through
+events: `dataflux.corpus.published` triggers `eureka-train`, whose `eureka.training.completed`
+triggers `eureka-evaluate`.)"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.evaluate import evaluate
+from flows.train import train
+
+
+@flow(name="eureka-retrain", log_prints=True)
+def retrain(run_dir: str, corpus_version: int | None = None, config: str = "examples/train-tiny.yaml",
+            output_root: str = "runs/models", max_new_tokens: int | None = None) -> dict:
+    trained = train(run_dir, corpus_version, config, output_root)
+    return evaluate(trained["checkpoint"], run_dir, corpus_version, None, config, output_root, max_new_tokens)

@@ -1,0 +1,109 @@
+"""Training and evaluation data from corpus versions: rows through `datasets`, chat samples, a
+deterministic held-out split by clip, mixing by ratio, and length-grouped batches."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from verifiers.parse import LETTERS
+
+MCQ_SYSTEM = ("You are an expert listener. Answer the multiple-choice question about the audio. Think briefly, "
+              "then give the final answer as 'Answer: X'.")
+ASR_SYSTEM = "You are an advanced ASR (Automatic Speech Recognition) AI assistant."
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    run_dir: str
+    version: int | None = None  # latest by default
+    ratio: float = 1.0
+    system: str = MCQ_SYSTEM
+
+
+@dataclass
+class Sample:
+    id: str
+    clip_id: str
+    audio: np.ndarray
+    prompt: str
+    target: str | None
+    system: str
+    category: str = ""
+    task: str = "mcq"
+    reference: dict = field(default_factory=dict)  # what scoring compares against
+
+    @property
+    def length_hint(self) -> int:
+        return len(self.audio) // 1280 + len(self.prompt) + len(self.target or "")
+
+
+def held_out(clip_id: str, fraction: float) -> bool:
+    """The same clips are held out on every run and machine (a hash of the clip id)."""
+    return int(hashlib.sha256(clip_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
+
+
+def decode_flac(data: bytes) -> np.ndarray:
+    import soundfile as sf
+
+    samples, _ = sf.read(io.BytesIO(data), dtype="float32")
+    return samples if samples.ndim == 1 else samples.mean(axis=1)
+
+
+def mcq_prompt(question: str, options: list[str]) -> str:
+    return question + "\n" + "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
+
+
+def read_corpus(spec: CorpusSpec, split: str, eval_fraction: float, with_reasoning: bool = True) -> list[Sample]:
+    """A corpus version's rows, read from its Parquet files with `datasets`, as chat samples."""
+    import datasets
+
+    from storage.run_folder import RunFolder
+
+    table = RunFolder(spec.run_dir).table("corpus")
+    files = table.files(spec.version)
+    if not files:
+        raise FileNotFoundError(f"{spec.run_dir} has no corpus{'' if spec.version is None else f' version {spec.version}'}")
+    rows = datasets.load_dataset("parquet", data_files=files, split="train")
+    out = []
+    for row in rows.sort("question_id"):
+        if held_out(row["clip_id"], eval_fraction) != (split == "eval"):
+            continue
+        target = row["target"] if with_reasoning else f"Answer: {row['answer']}"
+        out.append(Sample(id=row["question_id"], clip_id=row["clip_id"], audio=decode_flac(row["audio"]),
+                          prompt=mcq_prompt(row["question"], row["options"]), target=target, system=spec.system,
+                          category=row["node_path"], task="mcq",
+                          reference={"answer": row["answer"], "options": list(row["options"])}))
+    return out
+
+
+def mix(corpora: list[list[Sample]], ratios: list[float], seed: int, epoch: int) -> list[Sample]:
+    """One epoch's order: each corpus shuffled (seed, epoch), then interleaved by ratio (smooth
+    weighted round-robin) until the largest share is used up; smaller corpora repeat to keep the ratio."""
+    rng = random.Random(f"{seed}|{epoch}")
+    pools = [rng.sample(c, len(c)) for c in corpora]
+    weights = [r / sum(ratios) for r in ratios]
+    total = max(int(round(len(c) / w)) for c, w in zip(corpora, weights) if c)
+    credit, used, order = [0.0] * len(corpora), [0] * len(corpora), []
+    for _ in range(total):
+        credit = [c + w for c, w in zip(credit, weights)]
+        pick = max(range(len(corpora)), key=lambda i: credit[i] if pools[i] else -1)
+        credit[pick] -= 1
+        order.append(pools[pick][used[pick] % len(pools[pick])])
+        used[pick] += 1
+    return order
+
+
+def length_grouped(order: list, batch_size: int, key, window: int = 16, seed: int = 0) -> list[list]:
+    """Batches of similar length: sort within windows of `window` batches, then shuffle the batches."""
+    batches = []
+    span = batch_size * window
+    for start in range(0, len(order), span):
+        chunk = sorted(order[start:start + span], key=key)
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    random.Random(seed).shuffle(batches)
+    return batches

@@ -1,0 +1,165 @@
+"""Scores for predictions, separate from inference (so either can be re-run alone).
+
+- multiple choice: anchored letter extraction, then option-text matching, else "unparsed", which is
+  wrong and stays in the denominator; accuracy overall and per category;
+- ASR: normalised corpus WER = sum(S+D+I) / sum(N_ref) (characters for zh/ja/th), with S/D/I and the
+  number of empty hypotheses;
+- paralinguistic labels: the prediction mapped through a synonym table (unmapped = wrong); accuracy
+  and macro-F1.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from dataflux.wer import WerCounts, normalizer, word_errors
+from verifiers.parse import LETTERS, extract_letter
+
+CHAR_LANGUAGES = {"zh", "ja", "th"}
+
+
+@lru_cache(maxsize=1)
+def synonyms() -> dict[str, dict[str, list[str]]]:
+    import yaml
+
+    return yaml.safe_load(resources.files("model").joinpath("synonyms.yaml").read_text())
+
+
+def map_label(text: str, family: str, table: dict | None = None) -> str | None:
+    table = table or synonyms()[family]
+    low = (text or "").lower()
+    hits = {label for label, words in table.items()
+            if any(re.search(rf"(?<![\w-]){re.escape(w.lower())}(?![\w-])", low) for w in words)}
+    return hits.pop() if len(hits) == 1 else None
+
+
+def gold_letter(answer: str, options: list[str]) -> str | None:
+    """A letter, or an option's text turned into its letter (MMAU files give the text)."""
+    if answer in LETTERS[:len(options)]:
+        return answer
+    matches = [i for i, o in enumerate(options) if o.strip().lower() == str(answer).strip().lower()]
+    return LETTERS[matches[0]] if len(matches) == 1 else None
+
+
+def char_errors(reference: str, hypothesis: str, language: str) -> WerCounts:
+    from dataflux.wer import _align
+
+    norm = normalizer(language)
+    ref = [c for c in norm(reference) if not c.isspace()]
+    hyp = [c for c in norm(hypothesis or "") if not c.isspace()]
+    s, d, i = _align(ref, hyp)
+    return WerCounts(s, d, i, len(ref), int(not hyp), 1)
+
+
+def score_one(p: dict) -> dict:
+    task = p["task"]
+    if task == "mcq":
+        letter, how = extract_letter(p["prediction"], p["options"])
+        gold = gold_letter(p["answer"], p["options"])
+        return {**p, "predicted": letter, "parse": how, "gold": gold, "correct": letter is not None and letter == gold}
+    if task == "asr":
+        lang = p.get("language") or "en"
+        counts = char_errors(p["reference"], p["prediction"], lang) if lang in CHAR_LANGUAGES else \
+            word_errors(p["reference"], p["prediction"], lang)
+        return {**p, "S": counts.substitutions, "D": counts.deletions, "I": counts.insertions,
+                "N": counts.reference_words, "empty": bool(counts.empty_hypotheses)}
+    if task == "label":
+        family = p.get("family", "emotion")
+        mapped = map_label(p["prediction"], family)
+        return {**p, "predicted": mapped, "correct": mapped is not None and mapped == p["label"]}
+    raise ValueError(f"unknown task {task!r} (mcq, asr, label)")
+
+
+def macro_f1(pairs: list[tuple[str, str | None]]) -> float:
+    labels = sorted({g for g, _ in pairs})
+    f1s = []
+    for label in labels:
+        tp = sum(g == label and p == label for g, p in pairs)
+        fp = sum(g != label and p == label for g, p in pairs)
+        fn = sum(g == label and p != label for g, p in pairs)
+        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return sum(f1s) / len(f1s) if f1s else 0.0
+
+
+def summarize(scored: list[dict]) -> dict:
+    metrics: dict = {}
+    mcq = [s for s in scored if s["task"] == "mcq"]
+    if mcq:
+        per = defaultdict(list)
+        for s in mcq:
+            per[s.get("category") or "-"].append(s["correct"])
+        metrics["mcq"] = {"accuracy": round(sum(s["correct"] for s in mcq) / len(mcq), 4), "n": len(mcq),
+                          "unparsed": sum(s["predicted"] is None for s in mcq),
+                          "per_category": {k: {"accuracy": round(sum(v) / len(v), 4), "n": len(v)}
+                                           for k, v in sorted(per.items())}}
+    asr = [s for s in scored if s["task"] == "asr"]
+    if asr:
+        t = Counter()
+        for s in asr:
+            t.update({k: s[k] for k in ("S", "D", "I", "N")})
+        metrics["asr"] = {"wer": round((t["S"] + t["D"] + t["I"]) / t["N"], 4) if t["N"] else None,
+                          "substitutions": t["S"], "deletions": t["D"], "insertions": t["I"],
+                          "reference_words": t["N"], "empty_hypotheses": sum(s["empty"] for s in asr), "n": len(asr)}
+    label = [s for s in scored if s["task"] == "label"]
+    if label:
+        metrics["label"] = {"accuracy": round(sum(s["correct"] for s in label) / len(label), 4),
+                            "macro_f1": round(macro_f1([(s["label"], s["predicted"]) for s in label]), 4),
+                            "unmapped": sum(s["predicted"] is None for s in label), "n": len(label)}
+    return metrics
+
+
+def score_file(predictions: Path, out_dir: Path, meta: dict) -> dict:
+    rows = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
+    scored = [score_one(r) for r in rows]
+    with open(out_dir / "scored.jsonl", "w") as f:
+        for s in scored:
+            f.write(json.dumps(s, ensure_ascii=False) + "\n")
+    summary = {**meta, "metrics": summarize(scored), "counts": dict(Counter(s["task"] for s in scored))}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out_dir / "report.md").write_text(report(summary))
+    return summary
+
+
+def report(summary: dict) -> str:
+    lines = [f"# Evaluation: {summary.get('checkpoint')}", "", f"Data: `{summary.get('dataset')}`", "",
+             f"Decoding: `{json.dumps(summary.get('decode', {}), sort_keys=True)}`", ""]
+    m = summary["metrics"]
+    if "mcq" in m:
+        lines += [f"## Multiple choice: accuracy {m['mcq']['accuracy']:.1%} of {m['mcq']['n']} "
+                  f"({m['mcq']['unparsed']} unparsed, counted wrong)", "", "| category | accuracy | n |", "|---|---:|---:|",
+                  *[f"| {k} | {v['accuracy']:.1%} | {v['n']} |" for k, v in m["mcq"]["per_category"].items()], ""]
+    if "asr" in m:
+        a = m["asr"]
+        lines += [f"## ASR: WER {a['wer']} (S={a['substitutions']} D={a['deletions']} I={a['insertions']}, "
+                  f"N={a['reference_words']}, {a['empty_hypotheses']} empty of {a['n']})", ""]
+    if "label" in m:
+        lines += [f"## Labels: accuracy {m['label']['accuracy']:.1%}, macro-F1 {m['label']['macro_f1']}, "
+                  f"{m['label']['unmapped']} unmapped of {m['label']['n']}", ""]
+    return "\n".join(lines)
+
+
+# Which metrics are better higher, and which one decides a comparison.
+HIGHER_IS_BETTER = {("mcq", "accuracy"): True, ("asr", "wer"): False, ("label", "accuracy"): True,
+                    ("label", "macro_f1"): True}
+
+
+def compare(a: dict, b: dict) -> dict:
+    """B against A, metric by metric; the verdict follows the first primary metric both have."""
+    rows = []
+    for (task, name), higher in HIGHER_IS_BETTER.items():
+        va, vb = a["metrics"].get(task, {}).get(name), b["metrics"].get(task, {}).get(name)
+        if va is None or vb is None:
+            continue
+        delta = vb - va
+        rows.append({"metric": f"{task}.{name}", "a": va, "b": vb, "delta": round(delta, 4),
+                     "b_better": (delta > 0) if higher else (delta < 0), "tie": delta == 0})
+    primary = rows[0] if rows else None
+    verdict = "incomparable" if primary is None else "tie" if primary["tie"] else \
+        "better" if primary["b_better"] else "worse"
+    return {"a": a.get("checkpoint"), "b": b.get("checkpoint"), "metrics": rows, "verdict": verdict,
+            "decided_by": primary["metric"] if primary else None}
