@@ -29,6 +29,23 @@ READS = {"ingest": (), "annotate": ("clips",), "generate": ("annotations", "reje
          "verify": ("questions",), "filter": ("verdicts",), "publish": ("kept",)}
 
 
+_RUNNERS: dict = {}
+
+
+def shared_runner(kind: str, address: str | None):
+    """One runner per flow process: a Ray runtime starts once, not once per task."""
+    from dataflux.runners import make_runner
+
+    if (kind, address) not in _RUNNERS:
+        _RUNNERS[(kind, address)] = make_runner(kind, address)
+    return _RUNNERS[(kind, address)]
+
+
+def close_runners() -> None:
+    while _RUNNERS:
+        _RUNNERS.popitem()[1].close()
+
+
 def versions(run: RunFolder, names) -> dict[str, int | None]:
     return {n: run.table(n).version() for n in names}
 
@@ -47,7 +64,6 @@ def stage_task(stage: str, shard: tuple[int, int], config_path: str, overrides: 
     """One stage over one shard; returns the output table's URI and version and the stage stats."""
     from dataflux.config import load_config
     from dataflux.pipeline import with_overrides
-    from dataflux.runners import make_runner
     from dataflux.stages.annotate import run_annotate
     from dataflux.stages.filter import run_filter
     from dataflux.stages.generate import run_generate
@@ -59,27 +75,24 @@ def stage_task(stage: str, shard: tuple[int, int], config_path: str, overrides: 
     run = RunFolder(config.out)
     progress = Progress(stage)
     sh = shard if shard[1] > 1 else None
-    runner = make_runner(config.runner, config.ray_address)
+    runner = shared_runner(config.runner, config.ray_address)
     p, t = progress.on_progress, progress.on_total
-    try:
-        with llm_slots(stage, config):
-            if stage == "ingest":
-                stats, out = run_ingest(config.source, run, runner, config.ingest, p, t), "clips"
-            elif stage == "annotate":
-                stats, out = run_annotate(run, runner, config.annotate, p, t, shard=sh), "annotations"
-            elif stage == "generate":
-                stats, out = run_generate(run, config.generate, p, t, max_rounds=config.filter.max_rounds,
-                                          shard=sh), "questions"
-            elif stage == "verify":
-                stats, out = run_verify(run, runner, config.verify, config.annotate.tags, p, t, shard=sh), "verdicts"
-            elif stage == "filter":
-                stats, out = run_filter(run, config.filter, {"config_hash": config.hash()}, p, t), "kept"
-            elif stage == "publish":
-                stats, out = run_publish(run)[0], "corpus"
-            else:
-                raise ValueError(f"unknown stage {stage!r}")
-    finally:
-        runner.close()
+    with llm_slots(stage, config):
+        if stage == "ingest":
+            stats, out = run_ingest(config.source, run, runner, config.ingest, p, t), "clips"
+        elif stage == "annotate":
+            stats, out = run_annotate(run, runner, config.annotate, p, t, shard=sh), "annotations"
+        elif stage == "generate":
+            stats, out = run_generate(run, config.generate, p, t, max_rounds=config.filter.max_rounds,
+                                      shard=sh), "questions"
+        elif stage == "verify":
+            stats, out = run_verify(run, runner, config.verify, config.annotate.tags, p, t, shard=sh), "verdicts"
+        elif stage == "filter":
+            stats, out = run_filter(run, config.filter, {"config_hash": config.hash()}, p, t), "kept"
+        elif stage == "publish":
+            stats, out = run_publish(run)[0], "corpus"
+        else:
+            raise ValueError(f"unknown stage {stage!r}")
     table = run.table(out)
     return {"stage": stage, "shard": f"{shard[0]}/{shard[1]}", "table": table.uri, "version": table.version(),
             "stats": stats.as_dict()}
@@ -105,6 +118,7 @@ def synthesize(config: str = "examples/demo.yaml", source: str | None = None, ru
     overrides["out"] = str(Path(cfg.out).resolve()) if "://" not in cfg.out else cfg.out
     run = RunFolder(overrides["out"])
     run.start_invocation("flow:dataflux-synthesize", {**cfg.as_dict(), "config_hash": cfg.hash()})
+    corpus_before = run.table("corpus").version()
     common = dict(config_path=config_path, overrides=overrides, config_hash=cfg.hash(), run_dir_key=run.uri)
     storage = results_storage(run)
     stats: dict[str, list[dict]] = {}
@@ -113,8 +127,13 @@ def synthesize(config: str = "examples/demo.yaml", source: str | None = None, ru
     def stage(name: str, shards: int = 1) -> list[dict]:
         results = []
         for i in range(shards):  # shards of one stage write the same table: one after the other
-            results.append(stage_task.with_options(result_storage=storage)(
-                name, (i, shards), inputs=versions(run, READS[name]), **common))
+            state = stage_task.with_options(result_storage=storage)(
+                name, (i, shards), inputs=versions(run, READS[name]), return_state=True, **common)
+            result = state.result()
+            if state.name == "Cached":  # done by an earlier run: no work this time
+                result = {**result, "cached": True, "stats": {**result["stats"], "rows_in": 0, "rows_out": 0,
+                                                              "rejected": {}, "rejected_total": 0, "seconds": 0.0}}
+            results.append(result)
         stats.setdefault(name, []).extend(results)
         return results
 
@@ -128,13 +147,14 @@ def synthesize(config: str = "examples/demo.yaml", source: str | None = None, ru
                        + stage("filter"))
             if work == 0:
                 break
-        published = stage("publish")[0]
+        stage("publish")
         status = "completed"
     finally:
+        close_runners()
         run.end_invocation({name: merged(results) for name, results in stats.items()}, status)
     for name, results in stats.items():
         stage_table(name, results)
-    return announce(run, published)
+    return announce(run, corpus_before)
 
 
 def merged(results: list[dict]) -> dict:
@@ -161,19 +181,21 @@ def results_storage(run: RunFolder):
     return LocalFileSystem(basepath=str(run.local_path / ".prefect-results"))
 
 
-def announce(run: RunFolder, published: dict) -> dict:
+def announce(run: RunFolder, version_before: int | None) -> dict:
     """The corpus card as a markdown artifact, and `dataflux.corpus.published` when a version is new."""
     counts = run.counts()
     corpus = run.table("corpus")
     version = corpus.version()
+    new_items = corpus.num_rows(version) - (corpus.num_rows(version_before) if version_before is not None else 0) \
+        if version is not None else 0
     export = run.local_path / "published" / f"corpus-v{version}" if run.local_path and version is not None else None
     card = (export / "README.md").read_text() if export and (export / "README.md").exists() else ""
     result = {"corpus_uri": corpus.uri, "version": version, "export": str(export) if export else None,
               "counts": {k: v for k, v in counts.items() if k != "rejects"}, "run_dir": run.uri,
-              "new_items": published["stats"]["rows_out"]}
+              "new_items": new_items}
     if version is not None:
         corpus_card(card, corpus.uri, version, result["export"], counts)
-    if published["stats"]["rows_out"]:
+    if version is not None and version != version_before:
         emit_event("dataflux.corpus.published",
                    resource={"prefect.resource.id": f"dataflux.corpus.{Path(run.uri).name}",
                              "prefect.resource.name": corpus.uri},

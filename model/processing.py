@@ -93,6 +93,8 @@ class EurekaAudioProcessor(ProcessorMixin):
                 raise SampleTooLong(f"{len(ids)} tokens, and the audio span alone ends at token {audio_end + 1} "
                                     f"(max_length {max_length})")
             ids, labels = ids[:max_length], labels[:max_length]
+            if answer is not None and all(label == IGNORE for label in labels[1:]):
+                raise SampleTooLong(f"{len(ids)} tokens: cutting at max_length {max_length} leaves no answer to learn")
         return {"input_ids": ids, "labels": labels}
 
     def __call__(self, text: str | list[str], audio=None, answer=None, system=None, max_length=None,

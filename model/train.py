@@ -146,12 +146,16 @@ class Trainer:
 
     def next_micro_batches(self) -> list[dict]:
         """The next `grad_accum` micro-batches, advancing (and recording) the data position."""
-        out = []
+        out, empty_epochs = [], 0
         while len(out) < self.cfg.grad_accum:
             batches = self.batches(self.state["epoch"])
             if self.state["batch_index"] >= len(batches):
                 self.state["epoch"] += 1
                 self.state["batch_index"] = 0
+                empty_epochs = empty_epochs + 1 if not out else 0
+                if empty_epochs > 1:
+                    raise ValueError(f"no sample fits max_length={self.cfg.max_length}; "
+                                     f"{self.state['skipped_too_long']} skipped as too long")
                 continue
             samples = batches[self.state["batch_index"]]
             self.state["batch_index"] += 1
@@ -166,7 +170,7 @@ class Trainer:
         cfg, model = self.cfg, self.model
         start = time.perf_counter()
         micro = self.next_micro_batches()
-        window_tokens = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro)
+        window_tokens = max(1, sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro))
         ce_total, aux_total, z_total, loads, tokens = 0.0, 0.0, 0.0, [], 0
         self.optimizer.zero_grad(set_to_none=True)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else _null()

@@ -72,3 +72,39 @@ def llm_server():
 
     with LocalLLMServer(threads=2) as server:
         yield server
+
+
+def run_cli(*args) -> str:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "dataflux.cli", *map(str, args), "--no-progress"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+
+def corrupt(questions: list[dict]) -> list[dict]:
+    """Copies of template questions with the key moved to a wrong option, under new ids."""
+    letters = "ABCD"
+    planted = []
+    for q in questions:
+        wrong = letters[(letters.index(q["answer_key"]) + 1 + len(q["question_id"]) % 3) % 4]
+        planted.append({**q, "question_id": "planted_" + q["question_id"], "answer_key": wrong})
+    return planted
+
+
+@pytest.fixture(scope="session")
+def demo_published(demo_annotated, tmp_path_factory):
+    """`dataflux run --config examples/demo.yaml` on the annotated demo, with a corrupted-key copy of
+    every template question planted after generate. Returns (run, original questions, CLI output)."""
+    from storage.run_folder import RunFolder
+
+    demo = ROOT / "examples" / "demo.yaml"
+    run_dir = copy_run(demo_annotated[0], tmp_path_factory.mktemp("demo_run") / "run")
+    run_cli("run", "--config", demo, "--out", run_dir, "--until", "generate")
+    run = RunFolder(run_dir)
+    originals = run.table("questions").read().to_pylist()
+    run.write("questions", corrupt(originals), {"stage": "test-plant"})
+    out = run_cli("run", "--config", demo, "--out", run_dir)
+    return run, originals, out

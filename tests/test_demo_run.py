@@ -6,44 +6,19 @@ everything after annotate runs here for real.
 """
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from storage.run_folder import RunFolder
-from tests.conftest import ROOT, copy_run
+from tests.conftest import ROOT, run_cli
 from verifiers.parse import LETTERS
 
 pytestmark = pytest.mark.slow
 DEMO = ROOT / "examples" / "demo.yaml"
 
 
-def dataflux(*args):
-    r = subprocess.run([sys.executable, "-m", "dataflux.cli", *map(str, args), "--no-progress"],
-                       capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r.stdout
-
-
-def corrupt(questions: list[dict]) -> list[dict]:
-    """Copies of the template questions with the key moved to a wrong option, under new ids."""
-    planted = []
-    for q in questions:
-        wrong = LETTERS[(LETTERS.index(q["answer_key"]) + 1 + len(q["question_id"]) % 3) % 4]
-        planted.append({**q, "question_id": "planted_" + q["question_id"], "answer_key": wrong})
-    return planted
-
-
 @pytest.fixture(scope="module")
-def demo_run(demo_annotated, tmp_path_factory):
-    run_dir = copy_run(demo_annotated[0], tmp_path_factory.mktemp("demo_run") / "run")
-    dataflux("run", "--config", DEMO, "--out", run_dir, "--until", "generate")
-    run = RunFolder(run_dir)
-    originals = run.table("questions").read().to_pylist()
-    run.write("questions", corrupt(originals), {"stage": "test-plant"})
-    out = dataflux("run", "--config", DEMO, "--out", run_dir)
-    return run, originals, out
+def demo_run(demo_published):
+    return demo_published
 
 
 def test_the_run_prints_the_corpus_and_the_funnel(demo_run):
@@ -105,6 +80,6 @@ def test_the_corpus_is_self_contained_and_loads_with_datasets(demo_run):
 def test_a_second_run_publishes_nothing_new(demo_run):
     run, _, _ = demo_run
     before = run.table("corpus").version()
-    out = dataflux("run", "--config", DEMO, "--out", run.local_path)
+    out = run_cli("run", "--config", DEMO, "--out", run.local_path)
     assert run.table("corpus").version() == before
     assert "verify: 0 in" in out

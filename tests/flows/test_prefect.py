@@ -1,0 +1,160 @@
+"""Against a real Prefect server that the test starts (SQLite, loopback) with a process worker:
+deploy, run the synthesize deployment through the worker on the demo audio, check the flow and task
+states, the artifacts and their counts, the published event and the retrain chain it triggers
+(eureka-train, then eureka-evaluate, with the tiny model), and a headless Chromium screenshot of the
+flow-run page. Then an incremental run that processes only new files."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import DEMO_AUDIO, ROOT, copy_run
+
+pytestmark = pytest.mark.slow
+OUTPUT = Path(os.environ.get("DATAFLUX_TEST_OUTPUT", ROOT / "test-output"))
+FAST_VERIFY = {"answerers": [{"name": "listener_a", "backend": "analyzer", "stack": "signal"},
+                             {"name": "listener_b", "backend": "analyzer", "stack": "signal"}],
+               "judge": {"backend": "rules"}}
+
+
+@pytest.fixture(scope="module")
+def prefect(tmp_path_factory):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.server import LocalPrefect
+
+    home = tmp_path_factory.mktemp("prefect")
+    server = LocalPrefect(home=home, log_dir=OUTPUT / "prefect-logs")
+    with server, temporary_settings({PREFECT_API_URL: server.api_url}):
+        os.environ["PREFECT_API_URL"] = server.api_url
+        try:
+            yield server
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
+
+
+def config_file(tmp_path, **extra) -> str:
+    path = tmp_path / "synth.yaml"
+    path.write_text(yaml.safe_dump({"generate": {"writer": "template"}, "verify": FAST_VERIFY, **extra}))
+    return str(path)
+
+
+def wait_for_runs(client, deployment_name: str, n: int, timeout: float = 600):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment_name])))
+        final = [r for r in runs if r.state and r.state.is_final()]
+        if len(final) >= n:
+            return final
+        time.sleep(2)
+    raise TimeoutError(f"{deployment_name}: fewer than {n} finished flow runs after {timeout:.0f} s")
+
+
+def test_deploy_run_through_the_worker_artifacts_event_and_retrain_chain(prefect, demo_annotated, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.deployments import run_deployment
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    from flows.deploy import deploy
+
+    deployed = {d["name"]: d for d in deploy()}
+    assert set(deployed) == {"dataflux-synthesize/dataflux-synthesize", "eureka-train/eureka-train",
+                             "eureka-evaluate/eureka-evaluate"}
+    run_dir = copy_run(demo_annotated[0], tmp_path / "run")
+    train_config = tmp_path / "train.yaml"
+    train_config.write_text((ROOT / "examples" / "train-tiny.yaml").read_text().replace("max_steps: 60", "max_steps: 12"))
+    flow_run = run_deployment("dataflux-synthesize/dataflux-synthesize", timeout=900,
+                              parameters={"config": config_file(tmp_path), "source": str(DEMO_AUDIO),
+                                          "run_dir": str(run_dir)})
+    assert flow_run.state.is_completed(), flow_run.state
+    with get_client(sync_client=True) as client:
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+        assert tasks and all(t.state.is_completed() for t in tasks)
+        names = sorted(t.name for t in tasks)
+        assert names[0].startswith("annotate[0/1]") or any(n.startswith("annotate") for n in names)
+        assert len(tasks) <= 1 + 1 + 4 * 3 + 1  # bounded: 1 shard on the demo
+        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+        keys = {a.key for a in artifacts if a.key}
+        assert {"dataflux-ingest", "dataflux-annotate", "dataflux-generate", "dataflux-verify", "dataflux-filter",
+                "dataflux-publish", "dataflux-corpus"} <= keys
+        info = json.loads((run_dir / "run.json").read_text())["invocations"][-1]["stages"]
+        verify_table = next(a for a in artifacts if a.key == "dataflux-verify")
+        rows = verify_table.data if isinstance(verify_table.data, list) else json.loads(verify_table.data)
+        assert sum(r["rows_out"] for r in rows) == info["verify"]["rows_out"] > 0
+        assert any(a.type == "progress" for a in artifacts)
+        card = next(a for a in artifacts if a.key == "dataflux-corpus")
+        assert "Funnel" in card.data and "DataFlux corpus, version 0" in card.data
+
+        events = client.read_events(filter=EventFilter(event=EventNameFilter(name=["dataflux.corpus.published"])))
+        published = [e for e in events.events if e.payload.get("run_dir") == str(run_dir)]
+        assert published and published[0].payload["version"] == 0
+
+    # the published event matched eureka-train's trigger; its completion triggers eureka-evaluate
+    with get_client(sync_client=True) as client:
+        train_runs = wait_for_runs(client, "eureka-train", 1)
+        assert train_runs[0].parameters["run_dir"] == str(run_dir)
+        assert train_runs[0].state.is_completed(), train_runs[0].state
+        eval_runs = wait_for_runs(client, "eureka-evaluate", 1)
+        assert eval_runs[0].state.is_completed(), eval_runs[0].state
+        done = client.read_events(filter=EventFilter(event=EventNameFilter(name=["eureka.evaluation.completed"])))
+        assert done.events and done.events[0].payload["verdict"] in ("first", "better", "worse", "tie")
+
+    screenshot(prefect, flow_run.id)
+
+
+def screenshot(prefect, flow_run_id) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("headless Chromium is needed for the UI screenshot: apt-get install chromium")
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    url = f"{prefect.ui_url}/runs/flow-run/{flow_run_id}?tab=Artifacts"
+    args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,1800",
+            "--virtual-time-budget=20000"]
+    png = OUTPUT / "flow-run-artifacts.png"
+    subprocess.run([*args, f"--screenshot={png}", url], check=True, capture_output=True, timeout=120)
+    dom = subprocess.run([*args, "--dump-dom", url], check=True, capture_output=True, text=True, timeout=120).stdout
+    from PIL import Image
+
+    image = Image.open(png).convert("L")
+    assert image.size == (1400, 1800) and max(image.getextrema()) - min(image.getextrema()) > 100
+    assert "dataflux-corpus" in dom and "dataflux-verify" in dom  # the artifacts are on the page
+
+
+def test_an_incremental_run_processes_only_the_new_files(prefect, tmp_path):
+    from flows.synthesize import synthesize
+    from storage.run_folder import RunFolder
+
+    src = tmp_path / "src"
+    src.mkdir()
+    files = sorted(p.name for p in DEMO_AUDIO.iterdir())
+    for name in ("001_en_male_low_slow.flac", "016_en_female_high_slow.flac", "038_tone_440hz.ogg"):
+        shutil.copy(DEMO_AUDIO / name, src / name)
+    config = config_file(tmp_path, annotate={"asr": {"model": "tiny.en", "language": "en"}})
+    run_dir = str(tmp_path / "run")
+    first = synthesize(config=config, source=str(src), run_dir=run_dir)
+    for name in ("010_en_female_low_slow.m4a", "029_fr_male.mp3"):
+        assert name in files
+        shutil.copy(DEMO_AUDIO / name, src / name)
+    second = synthesize(config=config, source=str(src), run_dir=run_dir)
+    stages = json.loads((Path(run_dir) / "run.json").read_text())["invocations"][-1]["stages"]
+    assert stages["ingest"]["rows_out"] == 2 and stages["annotate"]["rows_in"] == 2
+    run = RunFolder(run_dir)
+    assert second["version"] == first["version"] + 1
+    old = set(run.table("corpus").read(version=first["version"], columns=["question_id"])["question_id"].to_pylist())
+    new = set(run.table("corpus").read(columns=["question_id"])["question_id"].to_pylist())
+    assert old < new
+    clips = {r["clip_id"]: r["source_uri"] for r in run.table("clips").read(columns=["clip_id", "source_uri"]).to_pylist()}
+    added = {c for c, uri in clips.items() if Path(uri).name in ("010_en_female_low_slow.m4a", "029_fr_male.mp3")}
+    corpus_clips = set(run.table("corpus").read(columns=["clip_id"])["clip_id"].to_pylist())
+    assert added & corpus_clips  # the new version holds items of the new clips beside the old ones
+    third = synthesize(config=config, source=str(src), run_dir=run_dir)  # nothing new: cached, no new version
+    assert third["version"] == second["version"] and third["new_items"] == 0
