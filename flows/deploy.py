@@ -31,7 +31,7 @@ def deploy(prefect_yaml: Path = ROOT / "prefect.yaml", only: list[str] | None = 
         deployment_id = flow.deploy(name=d["name"], work_pool_name=d["work_pool"]["name"], build=False, push=False,
                                     parameters=d.get("parameters") or {}, description=d.get("description"),
                                     schedules=schedules or None, triggers=triggers or None,
-                                    paused=d.get("paused"), print_next_steps=False)
+                                    paused=d.get("paused"), print_next_steps=False, ignore_warnings=True)
         done.append({"name": f"{flow.name}/{d['name']}", "id": str(deployment_id), "triggers": len(triggers),
                      "schedules": len(schedules)})
     return done

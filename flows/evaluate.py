@@ -39,8 +39,10 @@ def compare_task(summary: dict, summary_path: str, best_file: str) -> dict:
 
 @flow(name="eureka-evaluate", log_prints=True)
 def evaluate(checkpoint: str, run_dir: str | None = None, corpus_version: int | None = None,
-             data: str | None = None, config: str = "examples/train-tiny.yaml", output_root: str = "runs/models",
+             data: str | None = None, config: str = "examples/train-tiny.yaml", output_root: str | None = None,
              max_new_tokens: int | None = None) -> dict:
+    """The best checkpoint so far is recorded in `output_root/best.json` (default: the folder that holds
+    the checkpoint's training folder, i.e. where `eureka-train` put it)."""
     from model.train import load_train_config
 
     if data is None:
@@ -50,7 +52,8 @@ def evaluate(checkpoint: str, run_dir: str | None = None, corpus_version: int | 
     out_dir = str(Path(checkpoint).parent / f"eval-{Path(data.split('@')[0]).stem}")
     fraction = load_train_config(config).eval_fraction
     summary = evaluate_task(checkpoint, data, out_dir, fraction, max_new_tokens)
-    verdict = compare_task(summary, str(Path(out_dir) / "summary.json"), str(Path(output_root).resolve() / "best.json"))
+    root = Path(output_root) if output_root else Path(checkpoint).resolve().parent.parent
+    verdict = compare_task(summary, str(Path(out_dir) / "summary.json"), str(root.resolve() / "best.json"))
     report = (Path(out_dir) / "report.md").read_text()
     create_markdown_artifact(f"**Verdict: {verdict['verdict']}** (best: `{verdict['best']}`)\n\n{report}",
                              key="eureka-evaluation", description="scores and the comparison with the best checkpoint")

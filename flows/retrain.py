@@ -13,6 +13,6 @@ from flows.train import train
 
 @flow(name="eureka-retrain", log_prints=True)
 def retrain(run_dir: str, corpus_version: int | None = None, config: str = "examples/train-tiny.yaml",
-            output_root: str = "runs/models", max_new_tokens: int | None = None) -> dict:
+            output_root: str | None = None, max_new_tokens: int | None = None) -> dict:
     trained = train(run_dir, corpus_version, config, output_root)
     return evaluate(trained["checkpoint"], run_dir, corpus_version, None, config, output_root, max_new_tokens)

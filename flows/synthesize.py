@@ -8,9 +8,10 @@ Shards: ceil(clips / shard_size), at most `max_shards`, so the number of task ru
 many clips arrive: ingest 1 + annotate S + (generate S + verify S + filter 1) per closed-loop pass
 (at most max_rounds + 2 passes) + publish 1.
 
-Re-runs: every task is cached on (stage, shard, config hash, the versions of the tables it reads), so
-re-running a completed flow skips completed shards; a source that gained files changes the clips
-table's version, and only the new clips go through (the stages skip what is already accounted for).
+Re-runs: every task but ingest is cached on (stage, shard, config hash, the versions of the tables it
+reads), so re-running a completed flow skips completed shards. Ingest always lists the source again
+(it skips known inputs itself); a source that gained files changes the clips table's version, and only
+the new clips go through (the stages skip what is already accounted for).
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ def synthesize(config: str = "examples/demo.yaml", source: str | None = None, ru
     def stage(name: str, shards: int = 1) -> list[dict]:
         results = []
         for i in range(shards):  # shards of one stage write the same table: one after the other
-            state = stage_task.with_options(result_storage=storage)(
+            # ingest always lists the source again (it may have gained files); the rest follow table versions
+            state = stage_task.with_options(result_storage=storage, refresh_cache=name == "ingest")(
                 name, (i, shards), inputs=versions(run, READS[name]), return_state=True, **common)
             result = state.result()
             if state.name == "Cached":  # done by an earlier run: no work this time
@@ -176,9 +178,14 @@ def results_storage(run: RunFolder):
     from prefect.filesystems import LocalFileSystem
     from prefect.settings import get_current_settings
 
+    import hashlib
+
     if get_current_settings().results.default_storage_block or run.local_path is None:
         return None
-    return LocalFileSystem(basepath=str(run.local_path / ".prefect-results"))
+    block = LocalFileSystem(basepath=str(run.local_path / ".prefect-results"))
+    name = "dataflux-results-" + hashlib.sha256(str(run.local_path).encode()).hexdigest()[:12]
+    block.save(name, overwrite=True)  # cached results must point at storage the server knows
+    return block
 
 
 def announce(run: RunFolder, version_before: int | None) -> dict:

@@ -34,8 +34,9 @@ def model_dir(output_root: str, run_dir: str, corpus_version: int | None, config
 
 @flow(name="eureka-train", log_prints=True)
 def train(run_dir: str, corpus_version: int | None = None, config: str = "examples/train-tiny.yaml",
-          output_root: str = "runs/models") -> dict:
-    output_dir = model_dir(output_root, run_dir, corpus_version, config)
+          output_root: str | None = None) -> dict:
+    """Checkpoints go under `output_root` (default: the run folder's `models/`)."""
+    output_dir = model_dir(output_root or str(Path(run_dir) / "models"), run_dir, corpus_version, config)
     summary = train_task(str(Path(config).resolve()), str(Path(run_dir).resolve()), corpus_version, output_dir)
     losses = [json.loads(line)["loss"] for line in open(Path(output_dir) / "train_log.jsonl")]
     create_markdown_artifact(
