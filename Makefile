@@ -31,18 +31,22 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*; touch $@
 
 # FFmpeg's shared libraries: torchcodec needs them for `datasets` to decode exported audio.
+# Chromium: the Prefect UI test renders the flow-run page headless.
 system-deps:
-	@if ! ldconfig -p | grep -q 'libavcodec\.so'; then \
+	@missing=""; \
+	ldconfig -p | grep -q 'libavcodec\.so' || missing="$$missing ffmpeg"; \
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing FFmpeg libraries (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; \
-	  else echo "warning: FFmpeg libraries not found; install ffmpeg so datasets can decode exported audio"; fi; \
+	    echo "installing$$missing (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "warning: missing$$missing; install them (datasets decodes audio with FFmpeg, the UI test needs Chromium)"; fi; \
 	fi
 
 demo: $(STAMP)
 	$(VENV)/bin/dataflux run --config examples/demo.yaml --out runs/demo
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
@@ -50,6 +54,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/annotate.py
 	$(PY) benchmarks/llm_client.py
 	$(PY) benchmarks/model_step.py
+	$(PY) benchmarks/orchestration.py
 
 clean:
 	rm -rf runs .pytest_cache
