@@ -25,7 +25,7 @@ def audio_answer(delay_s: float = 0.0, log: list | None = None):
         time.sleep(delay_s)
         if log is not None:
             with lock:
-                log.append(text)
+                log.append(body)
         return 200, completion(f"<think>Listening closely.</think>I hear it clearly.\nAnswer: {letter}"), {}
 
     return OpenAIDouble(reply)

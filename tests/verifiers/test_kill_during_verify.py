@@ -37,9 +37,18 @@ def start(cfg):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def cached(run_dir) -> int:
+def cached(run_dir) -> set[str]:
     with sqlite3.connect(run_dir / "llm_cache.sqlite") as db:
-        return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        return {row[0] for row in db.execute("SELECT key FROM responses")}
+
+
+def key_of(body: dict) -> str:
+    """The client's cache key for a request the stand-in received."""
+    from dataflux.llm.cache import request_key
+    from verifiers.answerers import ANSWERER_PROMPT_VERSION
+
+    params = {k: body[k] for k in ("temperature", "max_tokens")}
+    return request_key(body["model"], ANSWERER_PROMPT_VERSION, params, None, body["messages"])
 
 
 def corpus(run_dir):
@@ -54,7 +63,8 @@ def test_sigkill_during_verify_then_rerun(demo_annotated, tmp_path):
         proc = start(config(tmp_path, reference, double.base_url))
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-2000:]
-        sent_uninterrupted = len(log)
+        uninterrupted = {key_of(b) for b in log}
+        sent_uninterrupted = len(uninterrupted)
         assert sent_uninterrupted > 40
 
         log.clear()
@@ -66,13 +76,16 @@ def test_sigkill_during_verify_then_rerun(demo_annotated, tmp_path):
         proc.wait()
         assert len(log) < sent_uninterrupted, "the run finished before it could be killed"
         finished = cached(killed)
-        assert finished >= 16  # at least two batches' answers were back before the kill
+        assert len(finished) >= 16  # at least two batches' answers were back before the kill
+        assert finished <= {key_of(b) for b in log}
 
         log.clear()
         proc = start(config(tmp_path, killed, double.base_url))
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-2000:]
-        assert len(log) == sent_uninterrupted - finished  # only what had not finished is asked again
+        resent = {key_of(b) for b in log}
+        assert not resent & finished  # no finished request is sent again
+        assert resent == uninterrupted - finished  # everything unfinished is asked again, nothing else
 
     got, want = corpus(killed), corpus(reference)
     assert want and [r["question_id"] for r in got] == [r["question_id"] for r in want]
