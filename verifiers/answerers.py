@@ -167,15 +167,14 @@ class OpenAIAnswerer(Answerer):
     def setup(self) -> None:
         from importlib import resources
 
-        from dataflux.llm.cache import RequestCache
         from dataflux.llm.client import LLMClient
 
         self.system = resources.files("dataflux").joinpath("prompts/answerer/v1.system.txt").read_text()
-        self.client = LLMClient(self.endpoint, RequestCache(self.cache_path) if self.cache_path else None)
+        self.client = LLMClient.open(self.endpoint, self.cache_path)
 
     def teardown(self) -> None:
-        if self.client is not None and self.client.cache is not None:
-            self.client.cache.close()
+        if self.client is not None:
+            self.client.close_cache()
 
     def process_batch(self, items: list[dict]) -> Result:
         from dataflux.llm.client import LLMError, run_all

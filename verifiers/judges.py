@@ -143,14 +143,13 @@ class LLMJudge(Judge):
         self.client = None
 
     def setup(self) -> None:
-        from dataflux.llm.cache import RequestCache
         from dataflux.llm.client import LLMClient
 
-        self.client = LLMClient(self.endpoint, RequestCache(self.cache_path) if self.cache_path else None)
+        self.client = LLMClient.open(self.endpoint, self.cache_path)
 
     def teardown(self) -> None:
-        if self.client is not None and self.client.cache is not None:
-            self.client.cache.close()
+        if self.client is not None:
+            self.client.close_cache()
 
     def process_batch(self, items: list[dict]) -> Result:
         from dataflux.llm.client import LLMError, run_all

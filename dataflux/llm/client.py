@@ -175,6 +175,16 @@ class LLMClient:
             return True, type(e).__name__, None, None
         return False, f"{type(e).__name__}: {e}", None, None
 
+    @classmethod
+    def open(cls, endpoint: Endpoint, cache_path: str | None) -> "LLMClient":
+        """A client with its own cache connection (none without a path): one per stage worker, opened in
+        `setup`, so usage counts add up across batches."""
+        return cls(endpoint, RequestCache(cache_path) if cache_path else None)
+
+    def close_cache(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
