@@ -7,8 +7,12 @@ import json
 import sys
 from pathlib import Path
 
+from storage.run_folder import RunFolderBusy
+from storage.tables import StorageError
+
 EXIT_BAD_ARGS = 2
 EXIT_STRICT = 3
+EXIT_STORAGE = 4  # a table or run.json could not be written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,9 +20,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError) as e:  # bad paths, configs, names: no traceback
+    except (FileNotFoundError, ValueError, KeyError, RunFolderBusy) as e:  # bad paths, configs, names: no traceback
         print(f"dataflux: error: {e}", file=sys.stderr)
         return EXIT_BAD_ARGS
+    except StorageError as e:  # disk full, read-only or unwritable run folder: nothing half-written
+        print(f"dataflux: error: {e}", file=sys.stderr)
+        return EXIT_STORAGE
+    except OSError as e:  # other writes (exports, reports) on a full or read-only disk
+        print(f"dataflux: error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return EXIT_STORAGE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,7 +253,6 @@ def _progress_bars(stage: str):
 
 
 def cmd_tables(args) -> int:
-    from storage.run_folder import RunFolder
 
     run = _existing_run(args.run_dir)
     if args.action == "list":

@@ -69,7 +69,13 @@ def run_pipeline(config: RunConfig, until: str | None = None, command: str = "ru
         raise ValueError(f"unknown stage {until!r}; stages are {', '.join(STAGES)}")
     wanted = STAGES[:STAGES.index(until) + 1]
     run = RunFolder(config.out)
-    run.start_invocation(command, {**config.as_dict(), "config_hash": config.hash(), "until": until})
+    with run.lock({"command": command}):
+        return _run(config, run, wanted, command, progress)
+
+
+def _run(config: RunConfig, run: RunFolder, wanted: tuple[str, ...], command: str,
+         progress: ProgressFactory | None) -> dict:
+    run.start_invocation(command, {**config.as_dict(), "config_hash": config.hash(), "until": wanted[-1]})
     runner = make_runner(config.runner, config.ray_address)
     stats: dict[str, StageStats] = {}
     status = "failed"
@@ -96,7 +102,12 @@ def run_pipeline(config: RunConfig, until: str | None = None, command: str = "ru
         status = "completed"
     finally:
         runner.close()
-        info = run.end_invocation({name: s.as_dict() for name, s in stats.items()}, status)
+        try:
+            info = run.end_invocation({name: s.as_dict() for name, s in stats.items()}, status)
+        except OSError:
+            if status == "completed":
+                raise
+            info = {}  # run.json cannot be written either (a full disk): the stage's error is the one to see
     return info
 
 

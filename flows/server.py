@@ -69,6 +69,7 @@ class LocalPrefect:
         return self._spawn("worker", "worker", "start", "--pool", self.pool, "--type", "process")
 
     def stop(self) -> None:
+        flush_prefect_clients()  # this process's queued logs and events reach the server before it stops
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -83,3 +84,17 @@ class LocalPrefect:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def flush_prefect_clients(timeout_s: float = 10) -> None:
+    """Send this process's queued Prefect logs and events now. Stopping a server with some still
+    queued leaves their workers retrying against a closed port ("Error logging to API") and can hold
+    the process at exit."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        try:
+            worker.drain_all(timeout=timeout_s, at_exit=False)
+        except Exception:  # nothing queued or already stopped: nothing to send
+            pass

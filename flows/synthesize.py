@@ -21,6 +21,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.context import TaskRunContext
 from prefect.events import emit_event
+from prefect.runtime import flow_run as prefect_flow_run
 
 from flows.artifacts import Progress, corpus_card, stage_table
 from flows.quotas import llm_slots
@@ -74,6 +75,7 @@ def stage_task(stage: str, shard: tuple[int, int], config_path: str, overrides: 
 
     config = with_overrides(load_config(config_path), **overrides)
     run = RunFolder(config.out)
+    get_run_logger().info("%s: starting shard %d of %d (input versions %s)", stage, shard[0] + 1, shard[1], inputs)
     progress = Progress(stage)
     sh = shard if shard[1] > 1 else None
     runner = shared_runner(config.runner, config.ray_address)
@@ -107,9 +109,7 @@ def synthesize(config: str = "examples/demo.yaml", source: str | None = None, ru
     location, version and counts."""
     from dataflux.config import load_config
     from dataflux.pipeline import with_overrides
-    from dataflux.shards import shard_count
 
-    logger = get_run_logger()
     config_path = str(Path(config).resolve())
     overrides = {k: v for k, v in dict(source=source, out=run_dir, runner=runner, ray_address=ray_address).items()
                  if v is not None}
@@ -118,6 +118,15 @@ def synthesize(config: str = "examples/demo.yaml", source: str | None = None, ru
         raise ValueError("synthesize needs a source and a run folder (parameters or the config's source/out)")
     overrides["out"] = str(Path(cfg.out).resolve()) if "://" not in cfg.out else cfg.out
     run = RunFolder(overrides["out"])
+    with run.lock({"flow_run_id": str(prefect_flow_run.id), "command": "flow:dataflux-synthesize"}) as previous:
+        settle_previous(previous)
+        return _synthesize(run, cfg, config_path, overrides, shard_size, max_shards)
+
+
+def _synthesize(run: RunFolder, cfg, config_path: str, overrides: dict, shard_size: int, max_shards: int) -> dict:
+    from dataflux.shards import shard_count
+
+    logger = get_run_logger()
     run.start_invocation("flow:dataflux-synthesize", {**cfg.as_dict(), "config_hash": cfg.hash()})
     corpus_before = run.table("corpus").version()
     common = dict(config_path=config_path, overrides=overrides, config_hash=cfg.hash(), run_dir_key=run.uri)
@@ -153,10 +162,38 @@ def synthesize(config: str = "examples/demo.yaml", source: str | None = None, ru
         status = "completed"
     finally:
         close_runners()
-        run.end_invocation({name: merged(results) for name, results in stats.items()}, status)
+        try:
+            run.end_invocation({name: merged(results) for name, results in stats.items()}, status)
+        except OSError:
+            if status == "completed":
+                raise  # otherwise the stage's error (often the same full disk) is the one to report
     for name, results in stats.items():
         stage_table(name, results)
     return announce(run, corpus_before)
+
+
+def settle_previous(previous: dict | None) -> None:
+    """The flow run that held this run folder before us is dead (we got the lock). If it still shows
+    as running - its process was killed, or the Prefect server was unreachable when it ended - mark it
+    Crashed, so the UI tells the truth."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.states import Crashed
+
+    run_id = (previous or {}).get("flow_run_id")
+    if not run_id or run_id == str(prefect_flow_run.id):
+        return
+    with get_client(sync_client=True) as client:
+        try:
+            stale = client.read_flow_run(run_id)
+        except ObjectNotFound:
+            return
+        if stale.state is not None and not stale.state.is_final():
+            client.set_flow_run_state(run_id, Crashed(message=(
+                f"its process (pid {previous.get('pid')} on {previous.get('host')}) ended without reporting a final "
+                f"state; found by flow run {prefect_flow_run.id}, which holds the run folder now")), force=True)
+            get_run_logger().warning("flow run %s was left %s by a process that died; marked Crashed",
+                                     run_id, stale.state.name)
 
 
 def merged(results: list[dict]) -> dict:
@@ -189,11 +226,15 @@ def results_storage(run: RunFolder):
 
 
 def announce(run: RunFolder, version_before: int | None) -> dict:
-    """The corpus card as a markdown artifact, and `dataflux.corpus.published` when a version is new."""
+    """The corpus card as a markdown artifact, and `dataflux.corpus.published` for every version not
+    announced yet: a local run folder remembers the last announced version (`published/.announced`),
+    so a run killed between publishing and announcing has its event sent by the next run."""
     counts = run.counts()
     corpus = run.table("corpus")
     version = corpus.version()
-    new_items = corpus.num_rows(version) - (corpus.num_rows(version_before) if version_before is not None else 0) \
+    marker = run.local_path / "published" / ".announced" if run.local_path else None
+    last = (int(marker.read_text()) if marker.exists() else None) if marker else version_before
+    new_items = corpus.num_rows(version) - (corpus.num_rows(last) if last is not None else 0) \
         if version is not None else 0
     export = run.local_path / "published" / f"corpus-v{version}" if run.local_path and version is not None else None
     card = (export / "README.md").read_text() if export and (export / "README.md").exists() else ""
@@ -202,11 +243,12 @@ def announce(run: RunFolder, version_before: int | None) -> dict:
               "new_items": new_items}
     if version is not None:
         corpus_card(card, corpus.uri, version, result["export"], counts)
-    if version is not None and version != version_before:
+    if version is not None and version != last:
         emit_event("dataflux.corpus.published",
                    resource={"prefect.resource.id": f"dataflux.corpus.{Path(run.uri).name}",
                              "prefect.resource.name": corpus.uri},
                    payload=result)
+        if marker:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(str(version))
     return result
-
-

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Iterable
 from pathlib import Path
 
 import pyarrow as pa
@@ -30,9 +31,13 @@ def export_table(run: RunFolder, table: str, out: str | Path, fmt: str, version:
     if not source.exists():
         raise FileNotFoundError(f"table {table!r} does not exist in {run.uri}; it has: {', '.join(run.tables())}")
     version = source.version() if version is None else version
-    data = with_audio(run, source.read(version=version))
     out = Path(out)
-    info = export_hf(data, out, rows_per_shard) if fmt == "hf" else export_swift(data, out)
+    if fmt == "hf" and "audio" in source.schema.names:  # streamed: the audio is never held whole
+        info = export_hf(source.scan(chunk_rows=rows_per_shard, version=version), out,
+                         source.num_rows(version), rows_per_shard)
+    else:
+        data = with_audio(run, source.read(version=version))
+        info = export_hf([data], out, data.num_rows, rows_per_shard) if fmt == "hf" else export_swift(data, out)
     info.update(table=table, version=version, run=run.uri, format=fmt)
     (out / "export.json").write_text(json.dumps(info, indent=2, sort_keys=True))
     return info
@@ -52,25 +57,43 @@ def with_audio(run: RunFolder, data: pa.Table) -> pa.Table:
     return data.append_column("audio", clips["audio"].take([position[c] for c in wanted]))
 
 
-def export_hf(data: pa.Table, out: Path, rows_per_shard: int = 1000) -> dict:
+def export_hf(chunks: Iterable[pa.Table], out: Path, total_rows: int, rows_per_shard: int = 1000) -> dict:
+    """Write `total_rows` rows, arriving as a stream of tables, as `data/train-XXXXX-of-YYYYY.parquet`;
+    one shard's rows at most are held."""
     try:
         from datasets import Audio, Features
     except ImportError as e:
         raise ImportError("the hf export needs the `datasets` package: pip install 'dataflux[hf]'") from e
-    audio = pa.StructArray.from_arrays(
-        [data["audio"].combine_chunks(), pa.array([f"{c}.flac" for c in data["clip_id"].to_pylist()])],
-        names=["bytes", "path"])
-    data = data.set_column(data.column_names.index("audio"), "audio", audio)
-    features = Features.from_arrow_schema(data.schema)
-    features["audio"] = Audio(sampling_rate=AUDIO_SAMPLE_RATE)
-    data = data.cast(features.arrow_schema)
     folder = out / "data"
     folder.mkdir(parents=True, exist_ok=True)
-    shards = max(1, math.ceil(data.num_rows / rows_per_shard))
-    for i in range(shards):
-        part = data.slice(i * rows_per_shard, rows_per_shard)
-        pq.write_table(part, folder / f"train-{i:05d}-of-{shards:05d}.parquet")
-    return {"rows": data.num_rows, "shards": shards}
+    shards = max(1, math.ceil(total_rows / rows_per_shard))
+    schema, writer, index, in_shard, rows = None, None, 0, 0, 0
+    for data in chunks:
+        audio = pa.StructArray.from_arrays(
+            [data["audio"].combine_chunks(), pa.array([f"{c}.flac" for c in data["clip_id"].to_pylist()])],
+            names=["bytes", "path"])
+        data = data.set_column(data.column_names.index("audio"), "audio", audio)
+        if schema is None:
+            features = Features.from_arrow_schema(data.schema)
+            features["audio"] = Audio(sampling_rate=AUDIO_SAMPLE_RATE)
+            schema = features.arrow_schema
+        data = data.cast(schema)
+        while data.num_rows:
+            if writer is None:
+                writer = pq.ParquetWriter(folder / f"train-{index:05d}-of-{shards:05d}.parquet", schema)
+            part = data.slice(0, rows_per_shard - in_shard)
+            writer.write_table(part)
+            in_shard += part.num_rows
+            rows += part.num_rows
+            data = data.slice(part.num_rows)
+            if in_shard == rows_per_shard:
+                writer.close()
+                writer, index, in_shard = None, index + 1, 0
+    if writer is not None:
+        writer.close()
+    if rows != total_rows:
+        raise ValueError(f"the export expected {total_rows} rows and got {rows}")
+    return {"rows": rows, "shards": shards}
 
 
 def export_swift(data: pa.Table, out: Path) -> dict:

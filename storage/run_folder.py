@@ -8,22 +8,29 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import tempfile
 import time
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
+from typing import Iterator
 
 import fsspec
 import pyarrow as pa
 
 from storage.schemas import TABLES, conform
-from storage.tables import Table
+from storage.tables import StorageError, Table
 
 PACKAGES = ("dataflux", "numpy", "pandas", "pyarrow", "deltalake", "soundfile", "soxr", "av", "ray",
             "prefect", "torch", "transformers", "openai")
+
+
+class RunFolderBusy(RuntimeError):
+    """Another live process is running into the same run folder."""
 
 
 class RunFolder:
@@ -76,11 +83,49 @@ class RunFolder:
             with fsspec.open(self._run_json, "w", **(self.storage_options or {})) as f:
                 f.write(text)
             return
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".run.json.")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, folder / "run.json")
+        tmp = None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".run.json.")
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; run.json is for everyone who reads the run
+            os.replace(tmp, folder / "run.json")
+        except OSError as e:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            raise StorageError(f"cannot write {folder / 'run.json'}: {e.strerror or e}") from e
+
+    @contextmanager
+    def lock(self, owner: dict) -> Iterator[dict | None]:
+        """Hold the run folder for one invocation (an advisory lock on `RUN_DIR/.lock`, released by the
+        OS when the process dies, SIGKILL included). Yields the previous holder's `owner` record, which
+        a caller may use to clean up after a holder that died; raises RunFolderBusy if a live process
+        holds it. Object-store run folders are not locked (yields None)."""
+        folder = self.local_path
+        if folder is None:
+            yield None
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StorageError(f"cannot create {folder / '.lock'}: {e.strerror or e}") from e
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+                raise RunFolderBusy(f"run folder {folder} is in use by another run ({holder or 'unknown'})") from None
+            try:
+                previous = json.loads(os.pread(fd, 1 << 16, 0) or b"null")
+            except ValueError:
+                previous = None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({**owner, "pid": os.getpid(), "host": platform.node()}).encode(), 0)
+            yield previous
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def start_invocation(self, command: str, config: dict) -> dict:
         """Record one invocation (a `dataflux run` or `ingest`) in run.json and return its entry."""

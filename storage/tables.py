@@ -6,12 +6,31 @@ which with pyarrow 26 aborts the interpreter at exit in about half the runs.
 
 from __future__ import annotations
 
-from typing import Iterable
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
+
+
+class StorageError(OSError):
+    """A table could not be written (disk full, read-only or unwritable folder, ...). The commit did
+    not happen: the table's visible versions are unchanged."""
+
+
+def _os_reason(error: BaseException) -> str:
+    text = str(error)
+    m = re.search(r"\(os error (\d+)\)", text)
+    code = int(m.group(1)) if m else getattr(error, "errno", None)
+    if code is not None:
+        return f"{os.strerror(code)} (errno {code})"
+    return text.splitlines()[0][:300] if text else type(error).__name__
 
 
 class Table:
@@ -64,6 +83,23 @@ class Table:
         sort_keys = [(k, "ascending") for k in self.key if k in table.column_names]
         return table.sort_by(sort_keys) if sort_keys else table
 
+    def scan(self, columns: list[str] | None = None, where: tuple[str, set] | None = None,
+             chunk_rows: int = 1024, version: int | None = None) -> Iterator[pa.Table]:
+        """The rows at `version`, streamed in tables of at most `chunk_rows` rows (in file order, not
+        sorted): for big columns such as audio, which must not be held whole. `where=(column, values)`
+        keeps the rows whose `column` is in `values`. The snapshot is fixed at the call."""
+        dt = self._delta(version)
+        if dt is None:
+            return iter(())
+        if _is_local(self.uri):
+            files = dt.file_uris()
+            batches = (b for f in files for b in pq.ParquetFile(f).iter_batches(batch_size=chunk_rows, columns=columns))
+        else:
+            select = ", ".join(f'"{c}"' for c in (columns or self.schema.names))
+            batches = iter(QueryBuilder().register("t", dt).execute(f"SELECT {select} FROM t"))
+        schema = self.schema if columns is None else pa.schema([self.schema.field(c) for c in columns])
+        return _rechunk((b.select(schema.names).cast(schema) for b in batches), chunk_rows, where)
+
     def files(self, version: int | None = None) -> list[str]:
         """The Parquet files that make up `version` (latest by default): what outside readers load."""
         dt = self._delta(version)
@@ -88,7 +124,13 @@ class Table:
         rows = _dedupe(rows.cast(self.schema), self.key)
         if rows.num_rows == 0:
             return 0
-        props = CommitProperties(custom_metadata={f"dataflux.{k}": str(v) for k, v in (metadata or {}).items()})
+        try:
+            return self._merge(rows, metadata)
+        except (DeltaError, OSError) as e:
+            raise StorageError(f"cannot write table {self.uri}: {_os_reason(e)}; nothing was committed") from e
+
+    def _merge(self, rows: pa.Table, metadata: dict[str, str] | None) -> int:
+        props = _commit_properties(metadata)
         dt = self._delta()
         if dt is None:
             write_deltalake(self.uri, rows, mode="append", storage_options=self.storage_options,
@@ -99,6 +141,58 @@ class Table:
                            commit_properties=props)
                   .when_not_matched_insert_all().execute())
         return int(result["num_target_rows_inserted"])
+
+    def append(self, chunks: Iterable[pa.Table], metadata: dict[str, str] | None = None) -> int:
+        """Append a stream of rows in one atomic commit, holding one chunk at a time. Only for rows
+        whose keys the caller knows to be new (no merge); returns the number of rows written."""
+        props = _commit_properties(metadata)
+        try:
+            return self._append(chunks, props)
+        except (DeltaError, OSError) as e:
+            raise StorageError(f"cannot write table {self.uri}: {_os_reason(e)}; nothing was committed") from e
+
+    def _append(self, chunks: Iterable[pa.Table], props: CommitProperties) -> int:
+        # Spooled to a local Arrow file first: delta-rs pulls the stream from inside its own async
+        # runtime, where the chunks' producer (often another table's scan) may not call delta-rs.
+        count = 0
+        with tempfile.TemporaryDirectory(prefix="dataflux-append-") as tmp:
+            spool = str(Path(tmp) / "rows.arrow")
+            with pa.ipc.new_file(spool, self.schema) as sink:
+                for chunk in chunks:
+                    chunk = chunk.select(self.schema.names).cast(self.schema)
+                    count += chunk.num_rows
+                    sink.write_table(chunk)
+            with pa.memory_map(spool) as source:
+                spooled = pa.ipc.open_file(source)
+                reader = pa.RecordBatchReader.from_batches(
+                    self.schema, (spooled.get_batch(i) for i in range(spooled.num_record_batches)))
+                write_deltalake(self.uri, reader, mode="append", storage_options=self.storage_options,
+                                commit_properties=props)
+        return count
+
+
+def _commit_properties(metadata: dict[str, str] | None) -> CommitProperties:
+    return CommitProperties(custom_metadata={f"dataflux.{k}": str(v) for k, v in (metadata or {}).items()})
+
+
+def _rechunk(batches: Iterator[pa.RecordBatch], chunk_rows: int,
+             where: tuple[str, set] | None) -> Iterator[pa.Table]:
+    wanted = pa.array(list(where[1])) if where else None
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        if wanted is not None:
+            batch = batch.filter(pc.is_in(batch[where[0]], value_set=wanted))
+        while batch.num_rows:
+            take = batch.slice(0, chunk_rows - held)
+            pending.append(take)
+            held += take.num_rows
+            batch = batch.slice(take.num_rows)
+            if held == chunk_rows:
+                yield pa.Table.from_batches(pending)
+                pending, held = [], 0
+    if held:
+        yield pa.Table.from_batches(pending)
 
 
 def _dedupe(rows: pa.Table, key: tuple[str, ...]) -> pa.Table:

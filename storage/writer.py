@@ -43,5 +43,7 @@ class BufferedWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        # Buffered results are whole batches, valid even when a later batch failed: keep them.
-        self.flush()
+        # Buffered results are whole batches, valid even when a later batch failed: keep them. Not
+        # when writing itself failed (a full disk): trying again would only hide the first error.
+        if exc_type is None or not issubclass(exc_type, OSError):
+            self.flush()

@@ -108,3 +108,15 @@ def demo_published(demo_annotated, tmp_path_factory):
     run.write("questions", corrupt(originals), {"stage": "test-plant"})
     out = run_cli("run", "--config", demo, "--out", run_dir)
     return run, originals, out
+
+
+def assert_accounted_once(run, source: Path):
+    """Every input is a clip (>= 1 row) or exactly one file-level reject, never both, never neither."""
+    from dataflux.sources import list_source
+
+    inputs = {i["uri"] for i in list_source(source)}
+    clip_sources = set(run.table("clips").read(columns=["source_uri"])["source_uri"].to_pylist())
+    file_rejects = [r for r in run.rejects("ingest")["item_id"].to_pylist() if "#" not in r]
+    assert len(file_rejects) == len(set(file_rejects)), "an input was rejected twice"
+    assert clip_sources.isdisjoint(file_rejects)
+    assert clip_sources | set(file_rejects) == inputs

@@ -22,7 +22,7 @@ def completion(content: str, model: str = "double", finish_reason: str = "stop")
 class OpenAIDouble:
     """`reply(request_json) -> (status, body_dict, headers)` decides each answer."""
 
-    def __init__(self, reply: Callable[[dict], tuple[int, dict, dict]]):
+    def __init__(self, reply: Callable[[dict], tuple[int, dict, dict]], port: int = 0):
         self.reply = reply
         self.requests: list[dict] = []
         self.headers: list[dict] = []
@@ -46,7 +46,7 @@ class OpenAIDouble:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -2,8 +2,9 @@
 
 - bounded concurrency, requests- and tokens-per-minute limits, and a cool-down after a 429 shared by
   every request to the endpoint (`limits.py`);
-- retries with exponential backoff and full jitter on 429, 5xx, timeouts and connection errors,
-  honouring `Retry-After`;
+- retries with exponential backoff and full jitter on 429, 5xx, timeouts and dropped connections,
+  honouring `Retry-After`; an endpoint that refuses connections (a server restarting) is polled about
+  once a second for up to `unreachable_wait_s` before its requests fail;
 - structured output: the JSON schema goes in the form the endpoint takes (`json_schema` for OpenAI and
   vLLM, `json_object` + `schema` for llama.cpp), and the reply is validated with pydantic inside the
   retry loop; `finish_reason` `length` or `content_filter` is a failure;
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,6 +41,7 @@ class Endpoint:
     tpm: float | None = None
     timeout_s: float = 120.0
     max_retries: int = 5
+    unreachable_wait_s: float = 300.0  # connection refused/reset: retried (about once a second) this long
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     price_in_per_1k: float = 0.0  # for the cost report
@@ -119,8 +122,10 @@ class LLMClient:
         client = self._bind()
         estimate = sum(len(str(m.get("content", ""))) for m in messages) // 4 + params.get("max_tokens", 256)
         last_response, reason = None, "no attempt"
-        for attempt in range(ep.max_retries + 1):
-            retry_after = None
+        attempt, tries, down_since = 0, 0, None
+        while True:
+            retry_after, unreachable = None, False
+            tries += 1
             async with self.limiter.semaphore:
                 await self.limiter.wait_turn(estimate)
                 self.usage.requests += 1
@@ -135,17 +140,29 @@ class LLMClient:
                 except Exception as e:  # classify: retry, or fail for good
                     retryable, reason, retry_after, body_text = self._classify(e)
                     last_response = body_text if body_text is not None else last_response
+                    unreachable = _unreachable(e)
                     if not retryable:
                         break
-            if attempt < ep.max_retries:
-                self.usage.retries += 1
-                delay = retry_after if retry_after is not None else min(
-                    ep.backoff_max_s, ep.backoff_base_s * 2 ** attempt) * random.random()
-                if retry_after is not None:
-                    self.limiter.cool_down(retry_after)
-                await asyncio.sleep(delay)
+            if unreachable:  # nothing listens (a server restarting): wait it out, up to unreachable_wait_s
+                down_since = down_since or time.monotonic()
+                if time.monotonic() - down_since < ep.unreachable_wait_s:
+                    self.usage.retries += 1
+                    await asyncio.sleep(random.uniform(0.5, 1.5))
+                    continue
+                reason = f"unreachable for {ep.unreachable_wait_s:.0f} s"
+                break
+            down_since = None
+            if attempt >= ep.max_retries:
+                break
+            attempt += 1
+            self.usage.retries += 1
+            delay = retry_after if retry_after is not None else min(
+                ep.backoff_max_s, ep.backoff_base_s * 2 ** (attempt - 1)) * random.random()
+            if retry_after is not None:
+                self.limiter.cool_down(retry_after)
+            await asyncio.sleep(delay)
         self.usage.failures += 1
-        raise LLMError(f"{reason} (after {attempt + 1} attempts)", body, last_response)
+        raise LLMError(f"{reason} (after {tries} attempts)", body, last_response)
 
     def _accept(self, reply, schema, body) -> Completion:
         choice = reply.choices[0]
@@ -189,6 +206,13 @@ class LLMClient:
         if self._client is not None:
             await self._client.close()
             self._client, self._loop = None, None
+
+
+def _unreachable(e: Exception) -> bool:
+    """A connection that could not be made or was dropped, as opposed to a slow or failing answer."""
+    from openai import APIConnectionError, APITimeoutError
+
+    return isinstance(e, APIConnectionError) and not isinstance(e, APITimeoutError)
 
 
 def parse_structured(schema: type[BaseModel], text: str) -> BaseModel:

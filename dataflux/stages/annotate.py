@@ -34,6 +34,7 @@ PRODUCER = "annotate@1"
 # actors fit on a 2-core laptop at once (Ray Data stalls when an actor stage cannot be placed).
 DEFAULT_CPUS = {"decode": 0.1, "vad": 0.2, "asr": 0.5, "measure": 0.1, "pitch": 0.1, "gender": 0.1,
                 "speakers": 0.2, "dnsmos": 0.2, "describe": 0.1}
+REQUIRED = {"decode", "describe"}  # audio in, tags and caption out
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class AnnotateConfig:
     threads: int = 0  # CPU threads per model; 0: every core (in-process). Set 1 when Ray runs many actors.
     # per chain entry: {num_cpus, num_gpus, concurrency, batch_size}; e.g. {asr: {num_gpus: 1}}
     resources: dict = field(default_factory=dict)
+    skip: tuple = ()  # chain entries left out, e.g. (asr, speakers, dnsmos): their fields stay empty
+    chunk_clips: int = 2048  # clips whose audio is in memory at once (one runner pass each)
 
 
 class Group(Stage):
@@ -84,7 +87,11 @@ def build_chain(config: AnnotateConfig) -> list[Stage]:
     vad = SileroVad(config.vad_threshold, config.min_speech_ratio, resources=res("vad"))
     speakers = SpeakerCount(config.speaker_distance, resources=res("speakers"))
     vad.threads = speakers.threads = config.threads
-    return [
+    unknown = set(config.skip) - (set(DEFAULT_CPUS) - REQUIRED)
+    if unknown:
+        raise ValueError(f"annotate.skip: cannot skip {', '.join(sorted(unknown))}; skippable entries are "
+                         f"{', '.join(sorted(set(DEFAULT_CPUS) - REQUIRED))}")
+    chain = [
         Group("decode", [DecodeClips(), Levels()], res("decode")),
         vad,
         Whisper(asr, resources=res("asr")),
@@ -95,6 +102,7 @@ def build_chain(config: AnnotateConfig) -> list[Stage]:
         Dnsmos(config.threads, resources=res("dnsmos")),
         Group("describe", [Tagger(config.tags), Captioner(config.caption)], res("describe")),
     ]
+    return [stage for stage in chain if stage.name not in config.skip]
 
 
 def analyzers(chain: list[Stage]) -> list[Analyzer]:
@@ -117,12 +125,13 @@ def run_annotate(run: RunFolder, runner: Runner, config: AnnotateConfig = Annota
         on_total(len(pending))
     if not pending:
         return stats
-    audio = run.table("clips").read(columns=["clip_id", "audio"])
-    items = [row for row in audio.to_pylist() if row["clip_id"] in pending]
     lineage = {"producer": PRODUCER, "backend": "embedded", "model_id": None}
+    chain = build_chain(config)
     with BufferedWriter(run, "annotations", {"stage": "annotate"}, max_rows=256) as writer:
-        for result in runner.run(build_chain(config), items, stats, on_progress=on_progress):
-            rows = [{**{k: v for k, v in row.items() if k != "pcm"}, **lineage,
-                     "model_id": row.get("asr_model")} for row in result.rows]
-            writer.add(Result(rows, result.rejects))
+        # The audio streams in bounded chunks: memory does not grow with the number of clips.
+        for chunk in run.table("clips").scan(["clip_id", "audio"], ("clip_id", pending), config.chunk_clips):
+            for result in runner.run(chain, chunk.to_pylist(), stats, on_progress=on_progress):
+                rows = [{**{k: v for k, v in row.items() if k != "pcm"}, **lineage,
+                         "model_id": row.get("asr_model")} for row in result.rows]
+                writer.add(Result(rows, result.rejects))
     return stats

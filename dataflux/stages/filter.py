@@ -13,6 +13,7 @@ round, with the reason as feedback, until `max_rounds`.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
@@ -45,6 +46,14 @@ def reject(item_id: str, reason: str, detail: str, clip_id: str) -> dict:
 def run_filter(run: RunFolder, config: FilterConfig = FilterConfig(), lineage_base: dict | None = None,
                on_progress: Callable[[int], None] | None = None,
                on_total: Callable[[int], None] | None = None) -> StageStats:
+    start = time.perf_counter()
+    stats = _filter(run, config, lineage_base, on_progress, on_total)
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+def _filter(run: RunFolder, config: FilterConfig, lineage_base: dict | None,
+            on_progress: Callable[[int], None] | None, on_total: Callable[[int], None] | None) -> StageStats:
     verdicts = run.table("verdicts").read().to_pylist()
     kept = run.table("kept").read().to_pylist()
     done = {k["question_id"] for k in kept} | set(run.rejects("filter")["item_id"].to_pylist())
@@ -55,8 +64,8 @@ def run_filter(run: RunFolder, config: FilterConfig = FilterConfig(), lineage_ba
         on_total(len(pending))
     if not pending:
         return stats
-    questions = {q["question_id"]: q for q in run.table("questions").read().to_pylist()
-                 if q["question_id"] in {v["question_id"] for v in pending}}
+    wanted = {v["question_id"] for v in pending}
+    questions = {q["question_id"]: q for q in run.table("questions").read().to_pylist() if q["question_id"] in wanted}
     dedup = Deduplicator(config.near_duplicate)
     per_node: Counter = Counter()
     for k in kept:

@@ -18,6 +18,7 @@ from dataflux.report import summarize, write_report
 from dataflux.runners.base import StageStats
 from storage.export import export_hf
 from storage.run_folder import RunFolder
+from storage.schemas import conform
 
 PRODUCER = "publish@1"
 
@@ -36,13 +37,20 @@ def _publish(run: RunFolder) -> tuple[StageStats, dict]:
     new = [k for k in kept if k["question_id"] not in have]
     stats = StageStats("publish", rows_in=len(new), skipped=len(kept) - len(new))
     if new:
-        wanted = {k["clip_id"] for k in new}
-        clips = {c["clip_id"]: c for c in run.table("clips").read(columns=["clip_id", "audio", "duration_s"]).to_pylist()
-                 if c["clip_id"] in wanted}
         version = 0 if not corpus.exists() else corpus.version() + 1
-        rows = [{**k, "audio": clips[k["clip_id"]]["audio"], "duration_s": clips[k["clip_id"]]["duration_s"],
-                 "published_version": version, "producer": PRODUCER} for k in new]
-        stats.rows_out = run.write("corpus", rows, {"stage": "publish"})
+        by_clip: dict[str, list[dict]] = {}
+        for k in new:
+            by_clip.setdefault(k["clip_id"], []).append(k)
+
+        def rows():  # the kept items with their clip's audio, a bounded number of clips at a time
+            for clips in run.table("clips").scan(["clip_id", "audio", "duration_s"], ("clip_id", set(by_clip)), 512):
+                yield conform([{**k, "audio": c["audio"], "duration_s": c["duration_s"],
+                                "published_version": version, "producer": PRODUCER}
+                               for c in clips.to_pylist() for k in by_clip[c["clip_id"]]], corpus.schema)
+
+        stats.rows_out = corpus.append(rows(), {"stage": "publish"})
+        if stats.rows_out != len(new):
+            raise RuntimeError(f"publish: {len(new) - stats.rows_out} kept items have no clip audio")
     if not corpus.exists():
         return stats, {}
     version = corpus.version()
@@ -51,8 +59,8 @@ def _publish(run: RunFolder) -> tuple[StageStats, dict]:
         summary = summarize(run, version)
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".v{version}-"))
         try:
-            data = corpus.read(version=version)
-            export_hf(data.drop_columns(["published_version"]), staging)
+            chunks = (t.drop_columns(["published_version"]) for t in corpus.scan(chunk_rows=1000, version=version))
+            export_hf(chunks, staging, corpus.num_rows(version))
             write_report(summary, staging)
             staging.rename(folder)
         finally:

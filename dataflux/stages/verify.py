@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from dataflux.annotate.tags import TagThresholds
 from dataflux.llm.client import Endpoint
@@ -38,6 +38,7 @@ class VerifyConfig:
     batch_size: int = 16
     threads: int = 0
     num_cpus: float = 0.5  # per measuring answerer actor
+    chunk_clips: int = 1024  # clips whose audio (with all their questions) is in memory at once
 
 
 def _local_endpoint(stack: ExitStack, overrides: dict) -> Endpoint:
@@ -97,33 +98,39 @@ def verdict_row(item: dict) -> dict:
             "producer": PRODUCER, "backend": item["judge_backend"], "model_id": item["judge_model"]}
 
 
-def pending_items(run: RunFolder, shard: Shard | None = None) -> tuple[list[dict], int]:
-    """Questions without a verdict or a verify reject, with their clip's audio and annotation."""
+def pending_questions(run: RunFolder, shard: Shard | None = None) -> tuple[list[dict], int]:
+    """Questions (in `shard`) without a verdict or a verify reject; and how many are done already."""
     questions = [q for q in run.table("questions").read().to_pylist() if in_shard(q["clip_id"], shard)]
     done = set(run.table("verdicts").read(columns=["question_id"])["question_id"].to_pylist())
     done |= set(run.rejects("verify")["item_id"].to_pylist())
     pending = [q for q in questions if q["question_id"] not in done]
-    if not pending:
-        return [], len(questions)
-    clips = {q["clip_id"] for q in pending}
-    audio = {r["clip_id"]: r["audio"] for r in run.table("clips").read(columns=["clip_id", "audio"]).to_pylist()
-             if r["clip_id"] in clips}
-    notes = {a["clip_id"]: a for a in run.table("annotations").read().to_pylist() if a["clip_id"] in clips}
-    items = [{**q, "audio": audio[q["clip_id"]], "annotation": json.dumps(notes.get(q["clip_id"]) or {}, default=str),
-              "answers": "[]"} for q in pending]
-    items.sort(key=lambda i: (i["clip_id"], i["question_id"]))
-    return items, len(questions) - len(pending)
+    return pending, len(questions) - len(pending)
+
+
+def items_with_audio(run: RunFolder, pending: list[dict], chunk_clips: int) -> Iterator[list[dict]]:
+    """The pending questions as items, with their clip's audio and annotation, a bounded number of
+    clips' audio at a time; a clip's questions are together, so an answerer measures a clip once."""
+    by_clip: dict[str, list[dict]] = {}
+    for q in pending:
+        by_clip.setdefault(q["clip_id"], []).append(q)
+    notes = {a["clip_id"]: a for a in run.table("annotations").read().to_pylist() if a["clip_id"] in by_clip}
+    for chunk in run.table("clips").scan(["clip_id", "audio"], ("clip_id", set(by_clip)), chunk_clips):
+        items = [{**q, "audio": clip["audio"], "answers": "[]",
+                  "annotation": json.dumps(notes.get(clip["clip_id"]) or {}, default=str)}
+                 for clip in chunk.to_pylist() for q in by_clip[clip["clip_id"]]]
+        items.sort(key=lambda i: (i["clip_id"], i["question_id"]))
+        yield items
 
 
 def run_verify(run: RunFolder, runner: Runner, config: VerifyConfig = VerifyConfig(),
                thresholds: TagThresholds = TagThresholds(),
                on_progress: Callable[[int], None] | None = None,
                on_total: Callable[[int], None] | None = None, shard: Shard | None = None) -> StageStats:
-    items, skipped = pending_items(run, shard)
+    pending, skipped = pending_questions(run, shard)
     stats = StageStats("verify", skipped=skipped)
     if on_total:
-        on_total(len(items))
-    if not items:
+        on_total(len(pending))
+    if not pending:
         return stats
     cache_path = str(run.local_path / "llm_cache.sqlite") if run.local_path else None
 
@@ -134,6 +141,7 @@ def run_verify(run: RunFolder, runner: Runner, config: VerifyConfig = VerifyConf
     with ExitStack() as stack:
         chain = build_chain(config, thresholds, cache_path, stack)
         with BufferedWriter(run, "verdicts", {"stage": "verify"}, max_rows=256) as out:
-            for result in runner.run(chain, items, stats, post=post, on_progress=on_progress):
-                out.add(result)
+            for items in items_with_audio(run, pending, config.chunk_clips):
+                for result in runner.run(chain, items, stats, post=post, on_progress=on_progress):
+                    out.add(result)
     return stats

@@ -150,3 +150,14 @@ def test_gender_falls_back_to_f0_only_when_the_classifier_is_unsure():
     assert (unsure_low["gender"], unsure_low["gender_source"]) == ("male", "f0_rule")
     assert (unsure_mid["gender"], unsure_mid["gender_source"]) == ("female", "voice2gender")
     assert (sure["gender"], sure["gender_source"]) == ("female", "voice2gender")
+
+
+def test_annotate_skip_leaves_chain_entries_out_and_refuses_the_required_ones():
+    from dataflux.stages.annotate import AnnotateConfig, build_chain
+
+    chain = build_chain(AnnotateConfig(skip=("asr", "speakers", "dnsmos")))
+    assert [s.name for s in chain] == ["decode", "vad", "measure", "pitch", "gender", "describe"]
+    with pytest.raises(ValueError, match="cannot skip decode"):
+        build_chain(AnnotateConfig(skip=("decode",)))
+    with pytest.raises(ValueError, match="cannot skip whisper"):
+        build_chain(AnnotateConfig(skip=("whisper",)))

@@ -15,23 +15,13 @@ from dataflux.runners.ray import RayRunner
 from dataflux.sources import list_source
 from dataflux.stages.ingest import IngestConfig, run_ingest
 from storage.run_folder import RunFolder
-from tests.conftest import BAD_REASONS, DEMO_AUDIO
+from tests.conftest import BAD_REASONS, DEMO_AUDIO, assert_accounted_once
 
 
 def ingest(source, out, runner=None, config=IngestConfig()):
     run = RunFolder(out)
     stats = run_ingest(str(source), run, runner or LocalRunner(), config)
     return run, stats
-
-
-def assert_accounted_once(run: RunFolder, source: Path):
-    """Every input is a clip (>= 1 row) or exactly one file-level reject, never both, never neither."""
-    inputs = {i["uri"] for i in list_source(source)}
-    clip_sources = set(run.table("clips").read(columns=["source_uri"])["source_uri"].to_pylist())
-    file_rejects = [r for r in run.rejects("ingest")["item_id"].to_pylist() if "#" not in r]
-    assert len(file_rejects) == len(set(file_rejects)), "an input was rejected twice"
-    assert clip_sources.isdisjoint(file_rejects)
-    assert clip_sources | set(file_rejects) == inputs
 
 
 def clip_table(run):

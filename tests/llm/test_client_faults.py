@@ -191,3 +191,35 @@ def test_the_key_appears_in_no_table_log_or_run_json_after_a_failing_generate_ru
     files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
     assert files and not any(SECRET.encode() in p.read_bytes() for p in files)
     assert SECRET not in caplog.text
+
+
+def test_an_endpoint_that_refuses_connections_is_waited_for_then_used():
+    from dataflux.llm.server import free_port
+
+    port = free_port()
+    ep = Endpoint(base_url=f"http://127.0.0.1:{port}/v1", model="m", api_key_env="DFX_TEST_KEY", timeout_s=2.0,
+                  max_retries=0)  # connection refusals do not spend the retry budget
+    client = LLMClient(ep)
+    later = threading.Timer(2.5, lambda: holder.append(OpenAIDouble(script(ok()), port=port).__enter__()))
+    holder: list = []
+    later.start()
+    try:
+        start = time.monotonic()
+        [result] = ask(client)
+        assert result.parsed.letter == "B" and time.monotonic() - start >= 2.0
+        assert client.usage.retries >= 1 and client.usage.failures == 0
+    finally:
+        later.join()
+        for server in holder:
+            server.__exit__(None, None, None)
+
+
+def test_an_endpoint_that_stays_unreachable_fails_after_the_wait():
+    from dataflux.llm.server import free_port
+
+    ep = Endpoint(base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", api_key_env="DFX_TEST_KEY",
+                  timeout_s=2.0, unreachable_wait_s=2.0)
+    start = time.monotonic()
+    [result] = ask(LLMClient(ep))
+    assert isinstance(result, LLMError) and "unreachable for 2 s" in str(result)
+    assert 2.0 <= time.monotonic() - start < 8
