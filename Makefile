@@ -50,11 +50,7 @@ test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) benchmarks/ingest.py
-	$(PY) benchmarks/annotate.py
-	$(PY) benchmarks/llm_client.py
-	$(PY) benchmarks/model_step.py
-	$(PY) benchmarks/orchestration.py
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf runs .pytest_cache
