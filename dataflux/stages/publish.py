@@ -43,14 +43,16 @@ def _publish(run: RunFolder) -> tuple[StageStats, dict]:
             by_clip.setdefault(k["clip_id"], []).append(k)
 
         def rows():  # the kept items with their clip's audio, a bounded number of clips at a time
+            missing = set(by_clip)
             for clips in run.table("clips").scan(["clip_id", "audio", "duration_s"], ("clip_id", set(by_clip)), 512):
+                missing -= set(clips["clip_id"].to_pylist())
                 yield conform([{**k, "audio": c["audio"], "duration_s": c["duration_s"],
                                 "published_version": version, "producer": PRODUCER}
                                for c in clips.to_pylist() for k in by_clip[c["clip_id"]]], corpus.schema)
+            if missing:  # raised before the commit: no version without them
+                raise RuntimeError(f"publish: {len(missing)} kept clips are not in the clips table, e.g. {min(missing)}")
 
         stats.rows_out = corpus.append(rows(), {"stage": "publish"})
-        if stats.rows_out != len(new):
-            raise RuntimeError(f"publish: {len(new) - stats.rows_out} kept items have no clip audio")
     if not corpus.exists():
         return stats, {}
     version = corpus.version()

@@ -114,12 +114,16 @@ def items_with_audio(run: RunFolder, pending: list[dict], chunk_clips: int) -> I
     for q in pending:
         by_clip.setdefault(q["clip_id"], []).append(q)
     notes = {a["clip_id"]: a for a in run.table("annotations").read().to_pylist() if a["clip_id"] in by_clip}
+    missing = set(by_clip)
     for chunk in run.table("clips").scan(["clip_id", "audio"], ("clip_id", set(by_clip)), chunk_clips):
+        missing -= set(chunk["clip_id"].to_pylist())
         items = [{**q, "audio": clip["audio"], "answers": "[]",
                   "annotation": json.dumps(notes.get(clip["clip_id"]) or {}, default=str)}
                  for clip in chunk.to_pylist() for q in by_clip[clip["clip_id"]]]
         items.sort(key=lambda i: (i["clip_id"], i["question_id"]))
         yield items
+    if missing:
+        raise ValueError(f"{len(missing)} clips with questions are not in the clips table, e.g. {min(missing)}")
 
 
 def run_verify(run: RunFolder, runner: Runner, config: VerifyConfig = VerifyConfig(),
