@@ -6,9 +6,12 @@ which with pyarrow 26 aborts the interpreter at exit in about half the runs.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -16,7 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, write_deltalake
+from deltalake import Schema as DeltaSchema
+from deltalake.transaction import AddAction, create_table_with_add_actions
 from deltalake.exceptions import DeltaError, TableNotFoundError
+
+
+APPEND_FILE_ROWS = 4096  # rows per Parquet file written by Table.append
 
 
 class StorageError(OSError):
@@ -152,6 +160,45 @@ class Table:
             raise StorageError(f"cannot write table {self.uri}: {_os_reason(e)}; nothing was committed") from e
 
     def _append(self, chunks: Iterable[pa.Table], props: CommitProperties) -> int:
+        if not _is_local(self.uri):
+            return self._append_spooled(chunks, props)
+        # Local tables: the Parquet files are written here, a row group per chunk, and committed in one
+        # transaction; delta-rs' own writer holds a whole write in memory (about 4x its size).
+        folder = Path(self.uri.removeprefix("file://"))
+        folder.mkdir(parents=True, exist_ok=True)
+        actions, count, writer, path, in_file = [], 0, None, None, 0
+
+        def close():
+            writer.close()
+            actions.append(AddAction(path.name, path.stat().st_size, {}, int(time.time() * 1000), True,
+                                     json.dumps({"numRecords": in_file})))
+
+        for chunk in chunks:
+            chunk = chunk.select(self.schema.names).cast(self.schema)
+            if not chunk.num_rows:
+                continue
+            if writer is None:
+                path = folder / f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+                writer, in_file = pq.ParquetWriter(path, self.schema, compression="snappy"), 0
+            writer.write_table(chunk)
+            count += chunk.num_rows
+            in_file += chunk.num_rows
+            if in_file >= APPEND_FILE_ROWS:
+                close()
+                writer = None
+        if writer is not None:
+            close()
+        if not actions:
+            return 0
+        dt = self._delta()
+        if dt is None:
+            create_table_with_add_actions(self.uri, DeltaSchema.from_arrow(self.schema), actions, mode="append",
+                                          commit_properties=props)
+        else:
+            dt.create_write_transaction(actions, mode="append", schema=self.schema, commit_properties=props)
+        return count
+
+    def _append_spooled(self, chunks: Iterable[pa.Table], props: CommitProperties) -> int:
         # Spooled to a local Arrow file first: delta-rs pulls the stream from inside its own async
         # runtime, where the chunks' producer (often another table's scan) may not call delta-rs.
         count = 0
