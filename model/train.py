@@ -167,7 +167,7 @@ class Trainer:
 
     # Steps -------------------------------------------------------------------------------------------
     def step(self) -> dict:
-        cfg, model = self.cfg, self.model
+        model = self.model
         start = time.perf_counter()
         micro = self.next_micro_batches()
         window_tokens = max(1, sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro))

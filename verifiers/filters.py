@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections import Counter
 
-from dataflux.generate.writers import LEAKAGE, malformed
+from dataflux.generate.writers import malformed
 from verifiers.parse import LETTERS, extract_letter, split_final_answer
 
 TARGET_LEAKAGE = re.compile(r"\b(caption|description|transcript|according to the (text|data|tags))\b", re.I)

@@ -7,7 +7,6 @@ flow-run page. Then an incremental run that processes only new files."""
 import json
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 

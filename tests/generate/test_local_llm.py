@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from dataflux.generate.writers import WriterOutput, item_id  # noqa: E402
+from dataflux.generate.writers import WriterOutput  # noqa: E402
 from dataflux.llm.client import Endpoint, LLMClient, run_all  # noqa: E402
 from dataflux.llm.server import MODEL_ALIAS  # noqa: E402
 from dataflux.stages.generate import GenerateConfig, run_generate  # noqa: E402
