@@ -17,7 +17,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 
-.PHONY: install system-deps demo test bench clean
+.PHONY: install system-deps demo test check bench clean
 
 install: $(STAMP)
 
@@ -48,6 +48,11 @@ demo: $(STAMP)
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q
+
+# The inner loop: lint, the layering test and the unit tests that need no model, server or Ray.
+check: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -m "not slow and not ray" -p no:cacheprovider
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

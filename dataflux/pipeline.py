@@ -1,6 +1,10 @@
-"""Run the DataFlux stages into a run folder:
+"""The DataFlux pipeline, declared once:
 
     ingest -> annotate -> [generate -> verify -> filter] x rounds -> publish
+
+`STEPS` is the one table of steps; `walk` runs it (with the closed loop) and `invocation` holds the run
+folder and records the invocation in run.json. `run_pipeline` walks it in this process; the Prefect
+flow (`flows/synthesize.py`) walks the same table, only putting each step's shards in tasks.
 
 The bracketed part is the closed loop: each pass writes the questions still owed (round 0, and the
 rounds that fixable rejects asked for), verifies and filters them; it stops when a pass finds nothing
@@ -9,28 +13,55 @@ to do, and the rounds are bounded by `filter.max_rounds`, so it always ends.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
 
 from dataflux.config import RunConfig
 from dataflux.runners import make_runner
 from dataflux.runners.base import StageStats
-from dataflux.stages.annotate import run_annotate
-from dataflux.stages.filter import run_filter
-from dataflux.stages.generate import run_generate
-from dataflux.stages.ingest import run_ingest
-from dataflux.stages.publish import run_publish
-from dataflux.stages.verify import run_verify
+from dataflux.stages.annotate import Annotate
+from dataflux.stages.filter import Filter
+from dataflux.stages.generate import Generate
+from dataflux.stages.ingest import Ingest
+from dataflux.stages.publish import Publish
+from dataflux.stages.verify import Verify
+from dataflux.step import Context, Step, run_step
 from storage.run_folder import RunFolder
 
-STAGES = ("ingest", "annotate", "generate", "verify", "filter", "publish")
-LOOP = ("generate", "verify", "filter")
 
+@dataclass(frozen=True)
+class Entry:
+    """One row of the pipeline table. The step's class says what it reads and writes; `build` says which
+    config sections it takes; `sharded` steps split their work by clip; `loop` steps form the closed loop."""
+
+    name: str
+    build: Callable[[RunConfig], Step]
+    sharded: bool
+    loop: bool
+
+
+STEPS: tuple[Entry, ...] = (
+    Entry("ingest", lambda c: Ingest(c.source, c.ingest), sharded=False, loop=False),
+    Entry("annotate", lambda c: Annotate(c.annotate), sharded=True, loop=False),
+    Entry("generate", lambda c: Generate(c.generate, c.filter.max_rounds), sharded=True, loop=True),
+    Entry("verify", lambda c: Verify(c.verify, c.annotate.tags), sharded=True, loop=True),
+    Entry("filter", lambda c: Filter(c.filter, {"config_hash": c.hash()}), sharded=False, loop=True),
+    Entry("publish", lambda c: Publish(), sharded=False, loop=False),
+)
+STAGES = tuple(e.name for e in STEPS)
 ProgressFactory = Callable[[str], tuple[Callable[[int], None], Callable[[int], None]]]
 
 
+def entry(name: str) -> Entry:
+    for e in STEPS:
+        if e.name == name:
+            return e
+    raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
+
+
 def merge(a: StageStats | None, b: StageStats) -> StageStats:
-    """Add one closed-loop pass's stats to the earlier passes' (a stage's `skipped` is its first pass's)."""
+    """Add one shard's or one closed-loop pass's stats to the earlier ones (`skipped` is the first's)."""
     if a is None:
         return b
     a.rows_in += b.rows_in
@@ -57,59 +88,76 @@ def closed_loop(steps: dict[str, Callable[[], StageStats]], rounds: int, stats: 
     return passes
 
 
+def walk(config: RunConfig, wanted: tuple[str, ...], execute: Callable[[Entry], StageStats],
+         stats: dict[str, StageStats]) -> None:
+    """Run the wanted steps in table order, the loop steps as the closed loop; `execute` runs one step
+    once (over all its shards) and returns its stats. Fills `stats` as steps finish, so a failure
+    still leaves what was done for run.json."""
+    loop = [e for e in STEPS if e.loop and e.name in wanted]
+    for e in STEPS:
+        if e.name not in wanted:
+            continue
+        if not e.loop:
+            stats[e.name] = execute(e)
+        elif e is loop[0]:
+            passes = closed_loop({e.name: (lambda e=e: execute(e)) for e in loop}, config.filter.max_rounds, stats)
+            stats[e.name].extra["loop_passes"] = passes
+
+
+@dataclass
+class Invocation:
+    previous: dict | None  # the lock's previous holder (a run that died holding it, or None)
+    stats: dict[str, StageStats] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)  # run.json after the invocation ended
+
+
+@contextmanager
+def invocation(run: RunFolder, config: RunConfig, command: str, owner: dict | None = None,
+               until: str | None = None) -> Iterator[Invocation]:
+    """Hold the run folder and record this invocation in run.json: started, then completed or failed
+    with the stats of the steps that ran. A failure to write run.json at the end (often the same full
+    disk that failed a step) does not hide the step's own error."""
+    with run.lock({"command": command, **(owner or {})}) as previous:
+        run.start_invocation(command, {**config.as_dict(), "config_hash": config.hash(),
+                                       "until": until or STAGES[-1]})
+        inv = Invocation(previous)
+        status = "failed"
+        try:
+            yield inv
+            status = "completed"
+        finally:
+            try:
+                inv.info = run.end_invocation({name: s.as_dict() for name, s in inv.stats.items()}, status)
+            except OSError:
+                if status == "completed":
+                    raise
+
+
+def wanted_steps(until: str | None) -> tuple[str, ...]:
+    return STAGES[:STAGES.index(entry(until or STAGES[-1]).name) + 1]
+
+
 def run_pipeline(config: RunConfig, until: str | None = None, command: str = "run",
                  progress: ProgressFactory | None = None) -> dict:
-    """Run the stages up to `until` (all by default); return run.json's content."""
+    """Run the stages up to `until` (all by default) in this process; return run.json's content."""
     if not config.source:
         raise ValueError("no source: give --source or set `source:` in the config")
     if not config.out:
         raise ValueError("no run folder: give --out or set `out:` in the config")
-    until = until or STAGES[-1]
-    if until not in STAGES:
-        raise ValueError(f"unknown stage {until!r}; stages are {', '.join(STAGES)}")
-    wanted = STAGES[:STAGES.index(until) + 1]
+    wanted = wanted_steps(until)
     run = RunFolder(config.out)
-    with run.lock({"command": command}):
-        return _run(config, run, wanted, command, progress)
-
-
-def _run(config: RunConfig, run: RunFolder, wanted: tuple[str, ...], command: str,
-         progress: ProgressFactory | None) -> dict:
-    run.start_invocation(command, {**config.as_dict(), "config_hash": config.hash(), "until": wanted[-1]})
-    runner = make_runner(config.runner, config.ray_address)
-    stats: dict[str, StageStats] = {}
-    status = "failed"
-    rounds = config.filter.max_rounds
-    lineage = {"config_hash": config.hash()}
-
-    def bars(name):
-        return progress(name) if progress else (None, None)
-
-    try:
-        steps = {"ingest": lambda p, t: run_ingest(config.source, run, runner, config.ingest, p, t),
-                 "annotate": lambda p, t: run_annotate(run, runner, config.annotate, p, t),
-                 "generate": lambda p, t: run_generate(run, config.generate, p, t, max_rounds=rounds),
-                 "verify": lambda p, t: run_verify(run, runner, config.verify, config.annotate.tags, p, t),
-                 "filter": lambda p, t: run_filter(run, config.filter, lineage, p, t)}
-        for name in wanted[:2]:
-            stats[name] = steps[name](*bars(name))
-        loop = {name: (lambda name=name: steps[name](*bars(name))) for name in LOOP if name in wanted}
-        passes = closed_loop(loop, rounds, stats)
-        if "generate" in stats:
-            stats["generate"].extra["loop_passes"] = passes
-        if "publish" in wanted:
-            stats["publish"], _ = run_publish(run)
-        status = "completed"
-    finally:
-        runner.close()
+    with invocation(run, config, command, until=wanted[-1]) as inv:
+        runner = make_runner(config.runner, config.ray_address)
         try:
-            info = run.end_invocation({name: s.as_dict() for name, s in stats.items()}, status)
-        except OSError:
-            if status == "completed":
-                raise
-            info = {}  # run.json cannot be written either (a full disk): the stage's error is the one to see
-    return info
+            def execute(e: Entry) -> StageStats:
+                on_progress, on_total = progress(e.name) if progress else (None, None)
+                return run_step(e.build(config), Context(run, runner, None, on_progress, on_total))
+
+            walk(config, wanted, execute, inv.stats)
+        finally:
+            runner.close()
+    return inv.info
 
 
 def with_overrides(config: RunConfig, **overrides) -> RunConfig:
-    return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    return config.model_copy(update={k: v for k, v in overrides.items() if v is not None})

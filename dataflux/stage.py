@@ -31,7 +31,6 @@ class Stage:
     name: ClassVar[str]
     version: ClassVar[str]
     inputs: ClassVar[tuple[str, ...]]  # fields each input item must carry
-    output_table: ClassVar[str]  # table in the run folder that `rows` go to
 
     def __init__(self, resources: Resources | None = None):
         self.resources = resources or Resources()

@@ -25,11 +25,8 @@ from prefect.runtime import flow_run as prefect_flow_run
 
 from flows.artifacts import Progress, corpus_card, stage_table
 from flows.quotas import llm_slots
+from flows.results import SERIALIZER, results_storage
 from storage.run_folder import RunFolder
-
-READS = {"ingest": (), "annotate": ("clips",), "generate": ("annotations", "rejects", "kept"),
-         "verify": ("questions",), "filter": ("verdicts",), "publish": ("kept",)}
-
 
 _RUNNERS: dict = {}
 
@@ -59,49 +56,31 @@ def cache_key(context: TaskRunContext, parameters: dict) -> str:
     return f"dataflux-{p['stage']}-{p['shard'][0]}of{p['shard'][1]}-{p['config_hash']}-{p['run_dir_key']}-{reads}"
 
 
-@task(name="stage", cache_key_fn=cache_key, persist_result=True, retries=2, retry_delay_seconds=[5, 30],
-      retry_jitter_factor=0.5, task_run_name="{stage}[{shard[0]}/{shard[1]}]")
+@task(name="stage", cache_key_fn=cache_key, persist_result=True, result_serializer=SERIALIZER, retries=2,
+      retry_delay_seconds=[5, 30], retry_jitter_factor=0.5, task_run_name="{stage}[{shard[0]}/{shard[1]}]")
 def stage_task(stage: str, shard: tuple[int, int], config_path: str, overrides: dict, config_hash: str,
                run_dir_key: str, inputs: dict) -> dict:
-    """One stage over one shard; returns the output table's URI and version and the stage stats."""
+    """One step of the pipeline table over one shard; returns the output table's URI and version and
+    the step's stats (JSON: the result is persisted as JSON)."""
     from dataflux.config import load_config
-    from dataflux.pipeline import with_overrides
-    from dataflux.stages.annotate import run_annotate
-    from dataflux.stages.filter import run_filter
-    from dataflux.stages.generate import run_generate
-    from dataflux.stages.ingest import run_ingest
-    from dataflux.stages.publish import run_publish
-    from dataflux.stages.verify import run_verify
+    from dataflux.pipeline import entry, with_overrides
+    from dataflux.step import Context, run_step
 
     config = with_overrides(load_config(config_path), **overrides)
     run = RunFolder(config.out)
     get_run_logger().info("%s: starting shard %d of %d (input versions %s)", stage, shard[0] + 1, shard[1], inputs)
     progress = Progress(stage)
-    sh = shard if shard[1] > 1 else None
-    runner = shared_runner(config.runner, config.ray_address)
-    p, t = progress.on_progress, progress.on_total
+    step = entry(stage).build(config)
+    context = Context(run, shared_runner(config.runner, config.ray_address), shard if shard[1] > 1 else None,
+                      progress.on_progress, progress.on_total)
     with llm_slots(stage, config):
-        if stage == "ingest":
-            stats, out = run_ingest(config.source, run, runner, config.ingest, p, t), "clips"
-        elif stage == "annotate":
-            stats, out = run_annotate(run, runner, config.annotate, p, t, shard=sh), "annotations"
-        elif stage == "generate":
-            stats, out = run_generate(run, config.generate, p, t, max_rounds=config.filter.max_rounds,
-                                      shard=sh), "questions"
-        elif stage == "verify":
-            stats, out = run_verify(run, runner, config.verify, config.annotate.tags, p, t, shard=sh), "verdicts"
-        elif stage == "filter":
-            stats, out = run_filter(run, config.filter, {"config_hash": config.hash()}, p, t), "kept"
-        elif stage == "publish":
-            stats, out = run_publish(run)[0], "corpus"
-        else:
-            raise ValueError(f"unknown stage {stage!r}")
-    table = run.table(out)
+        stats = run_step(step, context)
+    table = run.table(step.writes)
     return {"stage": stage, "shard": f"{shard[0]}/{shard[1]}", "table": table.uri, "version": table.version(),
             "stats": stats.as_dict()}
 
 
-@flow(name="dataflux-synthesize", log_prints=True)
+@flow(name="dataflux-synthesize", log_prints=True, result_serializer=SERIALIZER)
 def synthesize(config: str = "examples/demo.yaml", source: str | None = None, run_dir: str | None = None,
                runner: str | None = None, ray_address: str | None = None, shard_size: int = 2000,
                max_shards: int = 8) -> dict:
@@ -117,58 +96,52 @@ def synthesize(config: str = "examples/demo.yaml", source: str | None = None, ru
     if not cfg.source or not cfg.out:
         raise ValueError("synthesize needs a source and a run folder (parameters or the config's source/out)")
     overrides["out"] = str(Path(cfg.out).resolve()) if "://" not in cfg.out else cfg.out
-    run = RunFolder(overrides["out"])
-    with run.lock({"flow_run_id": str(prefect_flow_run.id), "command": "flow:dataflux-synthesize"}) as previous:
-        settle_previous(previous)
-        return _synthesize(run, cfg, config_path, overrides, shard_size, max_shards)
+    return _synthesize(RunFolder(overrides["out"]), cfg, config_path, overrides, shard_size, max_shards)
 
 
 def _synthesize(run: RunFolder, cfg, config_path: str, overrides: dict, shard_size: int, max_shards: int) -> dict:
+    """Walk the pipeline table (dataflux.pipeline.walk); each step runs as one task per shard."""
+    from dataflux.pipeline import STAGES, invocation, merge, walk
+    from dataflux.runners.base import StageStats
     from dataflux.shards import shard_count
 
     logger = get_run_logger()
-    run.start_invocation("flow:dataflux-synthesize", {**cfg.as_dict(), "config_hash": cfg.hash()})
     corpus_before = run.table("corpus").version()
     common = dict(config_path=config_path, overrides=overrides, config_hash=cfg.hash(), run_dir_key=run.uri)
-    storage = results_storage(run)
-    stats: dict[str, list[dict]] = {}
-    status = "failed"
+    storage = results_storage(run.local_path)
+    results: dict[str, list[dict]] = {}
+    shards = 1
 
-    def stage(name: str, shards: int = 1) -> list[dict]:
-        results = []
-        for i in range(shards):  # shards of one stage write the same table: one after the other
+    def execute(e) -> StageStats:
+        nonlocal shards
+        stats = None
+        for i in range(shards if e.sharded else 1):  # shards of one step write the same table: one after the other
             # ingest always lists the source again (it may have gained files); the rest follow table versions
-            state = stage_task.with_options(result_storage=storage, refresh_cache=name == "ingest")(
-                name, (i, shards), inputs=versions(run, READS[name]), return_state=True, **common)
+            state = stage_task.with_options(result_storage=storage, refresh_cache=e.name == "ingest")(
+                e.name, (i, shards if e.sharded else 1), inputs=versions(run, e.build(cfg).reads),
+                return_state=True, **common)
             result = state.result()
             if state.name == "Cached":  # done by an earlier run: no work this time
                 result = {**result, "cached": True, "stats": {**result["stats"], "rows_in": 0, "rows_out": 0,
                                                               "rejected": {}, "rejected_total": 0, "seconds": 0.0}}
-            results.append(result)
-        stats.setdefault(name, []).extend(results)
-        return results
+            results.setdefault(e.name, []).append(result)
+            stats = merge(stats, StageStats.from_dict(e.name, result["stats"]))
+        stats.extra["task_runs"] = len(results[e.name])
+        if e.name == "ingest":
+            clips = run.table("clips").num_rows()
+            shards = shard_count(clips, shard_size, max_shards)
+            logger.info("%d clips -> %d shard(s) of at most %d", clips, shards, shard_size)
+        return stats
 
+    owner = {"flow_run_id": str(prefect_flow_run.id)}
     try:
-        stage("ingest")
-        shards = shard_count(run.table("clips").num_rows(), shard_size, max_shards)
-        logger.info("%d clips -> %d shard(s) of at most %d", run.table("clips").num_rows(), shards, shard_size)
-        stage("annotate", shards)
-        for _ in range(cfg.filter.max_rounds + 2):
-            work = sum(r["stats"]["rows_in"] for r in stage("generate", shards) + stage("verify", shards)
-                       + stage("filter"))
-            if work == 0:
-                break
-        stage("publish")
-        status = "completed"
+        with invocation(run, cfg, "flow:dataflux-synthesize", owner) as inv:
+            settle_previous(inv.previous)
+            walk(cfg, STAGES, execute, inv.stats)
     finally:
         close_runners()
-        try:
-            run.end_invocation({name: merged(results) for name, results in stats.items()}, status)
-        except OSError:
-            if status == "completed":
-                raise  # otherwise the stage's error (often the same full disk) is the one to report
-    for name, results in stats.items():
-        stage_table(name, results)
+    for name, shard_results in results.items():
+        stage_table(name, shard_results)
     return announce(run, corpus_before)
 
 
@@ -194,35 +167,6 @@ def settle_previous(previous: dict | None) -> None:
                 f"state; found by flow run {prefect_flow_run.id}, which holds the run folder now")), force=True)
             get_run_logger().warning("flow run %s was left %s by a process that died; marked Crashed",
                                      run_id, stale.state.name)
-
-
-def merged(results: list[dict]) -> dict:
-    out = {"rows_in": 0, "rows_out": 0, "rejected": {}, "rejected_total": 0, "skipped": 0, "seconds": 0.0,
-           "task_runs": len(results)}
-    for r in results:
-        s = r["stats"]
-        for k in ("rows_in", "rows_out", "rejected_total", "seconds"):
-            out[k] += s[k]
-        for reason, n in s["rejected"].items():
-            out["rejected"][reason] = out["rejected"].get(reason, 0) + n
-    out["skipped"] = results[0]["stats"]["skipped"] if results else 0
-    return out
-
-
-def results_storage(run: RunFolder):
-    """Task results live beside the run folder's tables (a local run folder) unless Prefect is told
-    otherwise (PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK)."""
-    from prefect.filesystems import LocalFileSystem
-    from prefect.settings import get_current_settings
-
-    import hashlib
-
-    if get_current_settings().results.default_storage_block or run.local_path is None:
-        return None
-    block = LocalFileSystem(basepath=str(run.local_path / ".prefect-results"))
-    name = "dataflux-results-" + hashlib.sha256(str(run.local_path).encode()).hexdigest()[:12]
-    block.save(name, overwrite=True)  # cached results must point at storage the server knows
-    return block
 
 
 def announce(run: RunFolder, version_before: int | None) -> dict:

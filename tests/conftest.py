@@ -24,6 +24,17 @@ BAD_REASONS = {
 }
 
 
+# Fixtures that start real models or servers: a test that uses one is slow whatever its own marks say,
+# so `make check` (-m "not slow and not ray") never waits for them.
+HEAVY_FIXTURES = {"demo_annotated", "demo_published", "llm_server", "ray_session"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def mixed_source(tmp_path) -> Path:
     """The demo audio plus the bad inputs; bad inputs sort after the demo so the demo keeps its clips."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
@@ -17,7 +16,7 @@ class StageStats:
     rows_out: int = 0
     skipped: int = 0  # inputs already accounted for by an earlier run into the same folder
     rejected: Counter = field(default_factory=Counter)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the step driver times the whole step
     extra: dict = field(default_factory=dict)  # stage-specific figures, e.g. LLM token usage and cost
 
     def add(self, items_in: int, result: Result) -> None:
@@ -29,6 +28,13 @@ class StageStats:
         return {"rows_in": self.rows_in, "rows_out": self.rows_out, "skipped": self.skipped,
                 "rejected": dict(sorted(self.rejected.items())),
                 "rejected_total": sum(self.rejected.values()), "seconds": round(self.seconds, 3), **self.extra}
+
+    @classmethod
+    def from_dict(cls, stage: str, d: dict) -> "StageStats":
+        """The inverse of `as_dict` (stats that came back from another process as JSON)."""
+        core = {"rows_in", "rows_out", "skipped", "rejected", "rejected_total", "seconds"}
+        return cls(stage, d["rows_in"], d["rows_out"], d["skipped"], Counter(d["rejected"]), d["seconds"],
+                   {k: v for k, v in d.items() if k not in core})
 
 
 @dataclass
@@ -55,16 +61,12 @@ class Runner:
         missing = [f for f in chain[0].inputs if items and f not in items[0]]
         if missing:
             raise ValueError(f"stage {chain[0].name} needs input fields {missing}")
-        start = time.perf_counter()
-        try:
-            for batch in self._execute(chain, items):
-                result = post(batch.result) if post else batch.result
-                stats.add(batch.items_in, result)
-                if on_progress:
-                    on_progress(batch.items_in)
-                yield result
-        finally:
-            stats.seconds += time.perf_counter() - start
+        for batch in self._execute(chain, items):
+            result = post(batch.result) if post else batch.result
+            stats.add(batch.items_in, result)
+            if on_progress:
+                on_progress(batch.items_in)
+            yield result
 
     def _execute(self, chain: list[Stage], items: list[dict]) -> Iterator[Batch]:
         raise NotImplementedError

@@ -9,13 +9,11 @@ Audio is decoded once per clip, at the head of the chain, and travels with the i
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Literal
 
 from dataflux.annotate.asr import AsrConfig, SpeakingRate, Whisper
 from dataflux.annotate.base import Analyzer
-from dataflux.annotate.caption import CaptionConfig, Captioner
+from dataflux.annotate.caption import AnyCaptionConfig, CaptionConfig, Captioner
 from dataflux.annotate.pitch import Pitch
 from dataflux.annotate.quality import Dnsmos
 from dataflux.annotate.signal import DecodeClips, Levels, Snr
@@ -23,8 +21,10 @@ from dataflux.annotate.speaker import Gender, SpeakerCount
 from dataflux.annotate.tags import TagThresholds, Tagger
 from dataflux.annotate.vad import SileroVad
 from dataflux.runners.base import Runner, StageStats, run_chain
-from dataflux.shards import Shard, in_shard
+from dataflux.settings import Section
+from dataflux.shards import Shard
 from dataflux.stage import Resources, Result, Stage
+from dataflux.step import Context, Step, run_step
 from storage.run_folder import RunFolder
 from storage.writer import BufferedWriter
 
@@ -37,19 +37,29 @@ DEFAULT_CPUS = {"decode": 0.1, "vad": 0.2, "asr": 0.5, "measure": 0.1, "pitch": 
 REQUIRED = {"decode", "describe"}  # audio in, tags and caption out
 
 
-@dataclass(frozen=True)
-class AnnotateConfig:
-    asr: AsrConfig = field(default_factory=AsrConfig)
-    caption: CaptionConfig = field(default_factory=CaptionConfig)
-    tags: TagThresholds = field(default_factory=TagThresholds)
+ChainEntry = Literal[tuple(DEFAULT_CPUS)]
+
+
+class EntryResources(Section):
+    """What one chain entry declares to Ray; unset values keep the entry's defaults."""
+
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+    concurrency: int | None = None
+    batch_size: int | None = None
+
+
+class AnnotateConfig(Section):
+    asr: AsrConfig = AsrConfig()
+    caption: AnyCaptionConfig = CaptionConfig()
+    tags: TagThresholds = TagThresholds()
     vad_threshold: float = 0.5
     min_speech_ratio: float = 0.15
     speaker_distance: float = 0.45
     batch_size: int = 4
     threads: int = 0  # CPU threads per model; 0: every core (in-process). Set 1 when Ray runs many actors.
-    # per chain entry: {num_cpus, num_gpus, concurrency, batch_size}; e.g. {asr: {num_gpus: 1}}
-    resources: dict = field(default_factory=dict)
-    skip: tuple = ()  # chain entries left out, e.g. (asr, speakers, dnsmos): their fields stay empty
+    resources: dict[ChainEntry, EntryResources] = {}  # e.g. {asr: {num_gpus: 1}}
+    skip: tuple[str, ...] = ()  # chain entries left out, e.g. (asr, speakers, dnsmos): their fields stay empty
     chunk_clips: int = 2048  # clips whose audio is in memory at once (one runner pass each)
 
 
@@ -58,7 +68,6 @@ class Group(Stage):
 
     version = "1"
     inputs = ("clip_id",)
-    output_table = "annotations"
 
     def __init__(self, name: str, stages: list[Stage], resources: Resources):
         super().__init__(resources)
@@ -79,11 +88,11 @@ class Group(Stage):
 
 def build_chain(config: AnnotateConfig) -> list[Stage]:
     def res(name: str) -> Resources:
-        declared = {"num_cpus": DEFAULT_CPUS[name], "batch_size": config.batch_size, **config.resources.get(name, {})}
-        return Resources(**declared)
+        declared = config.resources.get(name, EntryResources()).model_dump(exclude_none=True)
+        return Resources(**{"num_cpus": DEFAULT_CPUS[name], "batch_size": config.batch_size, **declared})
 
-    asr = config.asr if config.asr.cpu_threads or not config.threads else dataclasses.replace(
-        config.asr, cpu_threads=config.threads)
+    asr = config.asr if config.asr.cpu_threads or not config.threads else config.asr.model_copy(
+        update={"cpu_threads": config.threads})
     vad = SileroVad(config.vad_threshold, config.min_speech_ratio, resources=res("vad"))
     speakers = SpeakerCount(config.speaker_distance, resources=res("speakers"))
     vad.threads = speakers.threads = config.threads
@@ -112,26 +121,31 @@ def analyzers(chain: list[Stage]) -> list[Analyzer]:
     return out
 
 
+class Annotate(Step):
+    """Measure, tag and caption every clip that has no annotation (and no annotate reject) yet."""
+
+    name, reads, writes, done_column = "annotate", ("clips",), "annotations", "clip_id"
+
+    def __init__(self, config: AnnotateConfig = AnnotateConfig()):
+        self.config = config
+
+    def candidates(self, ctx: Context) -> list[dict]:
+        return ctx.run.table("clips").read(columns=["clip_id"]).to_pylist()
+
+    def process(self, ctx: Context, pending: list[dict], stats: StageStats, out: BufferedWriter) -> None:
+        lineage = {"producer": PRODUCER, "backend": "embedded", "model_id": None}
+        chain = build_chain(self.config)
+        wanted = {i["clip_id"] for i in pending}
+        # The audio streams in bounded chunks: memory does not grow with the number of clips.
+        for chunk in ctx.run.table("clips").scan(["clip_id", "audio"], ("clip_id", wanted), self.config.chunk_clips):
+            for result in ctx.runner.run(chain, chunk.to_pylist(), stats, on_progress=ctx.on_progress):
+                rows = [{**{k: v for k, v in row.items() if k != "pcm"}, **lineage,
+                         "model_id": row.get("asr_model")} for row in result.rows]
+                out.add(Result(rows, result.rejects))
+
+
 def run_annotate(run: RunFolder, runner: Runner, config: AnnotateConfig = AnnotateConfig(),
                  on_progress: Callable[[int], None] | None = None,
                  on_total: Callable[[int], None] | None = None, shard: Shard | None = None) -> StageStats:
     """Annotate every clip of `run` (in `shard`) that has no annotation (and no annotate reject) yet."""
-    clips = [c for c in run.table("clips").read(columns=["clip_id"])["clip_id"].to_pylist() if in_shard(c, shard)]
-    done = set(run.table("annotations").read(columns=["clip_id"])["clip_id"].to_pylist())
-    done |= set(run.rejects("annotate")["item_id"].to_pylist())
-    pending = set(clips) - done
-    stats = StageStats("annotate", skipped=len(clips) - len(pending))
-    if on_total:
-        on_total(len(pending))
-    if not pending:
-        return stats
-    lineage = {"producer": PRODUCER, "backend": "embedded", "model_id": None}
-    chain = build_chain(config)
-    with BufferedWriter(run, "annotations", {"stage": "annotate"}, max_rows=256) as writer:
-        # The audio streams in bounded chunks: memory does not grow with the number of clips.
-        for chunk in run.table("clips").scan(["clip_id", "audio"], ("clip_id", pending), config.chunk_clips):
-            for result in runner.run(chain, chunk.to_pylist(), stats, on_progress=on_progress):
-                rows = [{**{k: v for k, v in row.items() if k != "pcm"}, **lineage,
-                         "model_id": row.get("asr_model")} for row in result.rows]
-                writer.add(Result(rows, result.rejects))
-    return stats
+    return run_step(Annotate(config), Context(run, runner, shard, on_progress, on_total))

@@ -7,7 +7,6 @@ make the same choices as one uninterrupted run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import fsspec
@@ -15,14 +14,15 @@ import fsspec
 from dataflux.audio import (TARGET_SR, AudioError, Limits, decode, encode_flac, pcm16_hash, split_points,
                            to_mono_16k, to_pcm16)
 from dataflux.runners.base import Runner, StageStats
+from dataflux.settings import Section
 from dataflux.sources import list_source
 from dataflux.stage import Resources, Result, Stage
+from dataflux.step import Context, Step, run_step
 from storage.run_folder import RunFolder
 from storage.writer import BufferedWriter
 
 
-@dataclass(frozen=True)
-class IngestConfig:
+class IngestConfig(Section):
     max_file_mb: float = 512.0
     limits: Limits = Limits()
     batch_size: int = 8
@@ -35,7 +35,6 @@ class DecodeAudio(Stage):
     name = "ingest"
     version = "1"
     inputs = ("uri", "metadata", "error_code", "error_detail")
-    output_table = "clips"
 
     def __init__(self, config: IngestConfig = IngestConfig()):
         super().__init__(Resources(num_cpus=config.num_cpus, batch_size=config.batch_size,
@@ -133,22 +132,35 @@ class Deduplicator:
         return out
 
 
+class Ingest(Step):
+    """Every input of `source` ends as clips or one reject; deduplication runs in input order on the driver."""
+
+    name, reads, writes, done_column = "ingest", (), "clips", "source_uri"
+
+    def __init__(self, source: str, config: IngestConfig = IngestConfig()):
+        self.source, self.config = source, config
+        self.commit_rows = config.commit_rows
+
+    def candidates(self, ctx: Context) -> list[dict]:
+        return list_source(self.source)  # listed again every run: the source may have gained files
+
+    def key(self, item: dict) -> str:
+        return item["uri"]
+
+    def clip_of(self, item: dict) -> str:
+        return item["uri"]  # ingest is never sharded: clip ids are what it makes
+
+    def process(self, ctx: Context, pending: list[dict], stats: StageStats, out: BufferedWriter) -> None:
+        clips = ctx.run.table("clips").read(columns=["clip_id", "source_uri", "content_hash"])
+        stage = DecodeAudio(self.config)
+        dedup = Deduplicator(stage, dict(zip(clips["content_hash"].to_pylist(), clips["source_uri"].to_pylist())),
+                             set(clips["clip_id"].to_pylist()))
+        for result in ctx.runner.run(stage, pending, stats, post=dedup, on_progress=ctx.on_progress):
+            out.add(result)
+
+
 def run_ingest(source: str, run: RunFolder, runner: Runner, config: IngestConfig = IngestConfig(),
                on_progress: Callable[[int], None] | None = None,
                on_total: Callable[[int], None] | None = None) -> StageStats:
     """Ingest every input of `source` not yet accounted for in `run` (as a clip or a reject)."""
-    items = list_source(source)
-    clips = run.table("clips").read(columns=["clip_id", "source_uri", "content_hash"])
-    accounted = set(clips["source_uri"].to_pylist()) | set(
-        run.rejects("ingest")["item_id"].to_pylist())
-    pending = [item for item in items if item["uri"] not in accounted]
-    if on_total:
-        on_total(len(pending))
-    stage = DecodeAudio(config)
-    dedup = Deduplicator(stage, dict(zip(clips["content_hash"].to_pylist(), clips["source_uri"].to_pylist())),
-                         set(clips["clip_id"].to_pylist()))
-    stats = StageStats(stage.name, skipped=len(items) - len(pending))
-    with BufferedWriter(run, "clips", {"stage": stage.name}, max_rows=config.commit_rows) as writer:
-        for result in runner.run(stage, pending, stats, post=dedup, on_progress=on_progress):
-            writer.add(result)
-    return stats
+    return run_step(Ingest(source, config), Context(run, runner, None, on_progress, on_total))

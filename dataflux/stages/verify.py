@@ -10,43 +10,95 @@ from __future__ import annotations
 
 import json
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Annotated, Callable, Iterator, Literal, Union
 
 from dataflux.annotate.tags import TagThresholds
-from dataflux.llm.client import Endpoint
-from dataflux.llm.server import MODEL_ALIAS, LocalLLMServer
+from pydantic import Field, field_validator
+
+from dataflux.llm.client import Endpoint, LocalEndpoint
+from dataflux.llm.server import endpoint_for
 from dataflux.runners.base import Runner, StageStats
-from dataflux.shards import Shard, in_shard
+from dataflux.settings import Section, one_of
+from dataflux.shards import Shard
 from dataflux.stage import Resources, Result, Stage
+from dataflux.step import Context, Step, run_step
 from storage.run_folder import RunFolder
 from verifiers.answerers import answers_of
 from storage.writer import BufferedWriter
 
 PRODUCER = "verify@1"
-DEFAULT_ANSWERERS = ({"name": "listener_a", "backend": "analyzer", "stack": "whisper"},
-                     {"name": "listener_b", "backend": "analyzer", "stack": "signal"})
-ANSWERER_BACKENDS = ("analyzer", "openai", "eureka")
-JUDGE_BACKENDS = ("rules", "local", "openai")
 
 
-@dataclass(frozen=True)
-class VerifyConfig:
-    # each: {name, backend: analyzer|openai|eureka, stack (analyzer), endpoint (openai), checkpoint (eureka)}
-    answerers: tuple = DEFAULT_ANSWERERS
-    judge: dict = field(default_factory=lambda: {"backend": "rules"})  # + endpoint, rules_dir for LLM judges
+class AnalyzerAnswererConfig(Section):
+    """Measures the audio again with an independent stack and maps the options onto the measurement."""
+
+    name: str
+    backend: Literal["analyzer"]
+    stack: Literal["whisper", "signal"] = "whisper"
+
+
+class OpenAIAnswererConfig(Section):
+    """An audio LLM behind any OpenAI-compatible endpoint."""
+
+    name: str
+    backend: Literal["openai"]
+    endpoint: Endpoint
+
+
+class EurekaAnswererConfig(Section):
+    """A checkpoint of the training stage."""
+
+    name: str
+    backend: Literal["eureka"]
+    checkpoint: str
+
+
+AnswererConfig = Annotated[Union[AnalyzerAnswererConfig, OpenAIAnswererConfig, EurekaAnswererConfig],
+                           Field(discriminator="backend")]
+
+
+class RulesJudgeConfig(Section):
+    """Deterministic: the template's key, or the measured tags."""
+
+    backend: Literal["rules"] = "rules"
+
+
+class LocalJudgeConfig(Section):
+    """The embedded llama.cpp server (started for the stage unless `endpoint.base_url` names one)."""
+
+    backend: Literal["local"] = "local"
+    endpoint: LocalEndpoint = LocalEndpoint()
+    rules_dir: str | None = None  # per-domain rules (`<domain>.md`); the packaged ones by default
+
+
+class OpenAIJudgeConfig(Section):
+    backend: Literal["openai"] = "openai"
+    endpoint: Endpoint
+    rules_dir: str | None = None
+
+
+JudgeConfig = one_of("backend", RulesJudgeConfig, LocalJudgeConfig, OpenAIJudgeConfig)
+DEFAULT_ANSWERERS = (AnalyzerAnswererConfig(name="listener_a", backend="analyzer", stack="whisper"),
+                     AnalyzerAnswererConfig(name="listener_b", backend="analyzer", stack="signal"))
+
+
+class VerifyConfig(Section):
+    answerers: tuple[AnswererConfig, ...] = DEFAULT_ANSWERERS
+    judge: JudgeConfig = RulesJudgeConfig()
     batch_size: int = 16
     threads: int = 0
     num_cpus: float = 0.5  # per measuring answerer actor
     chunk_clips: int = 1024  # clips whose audio (with all their questions) is in memory at once
 
-
-def _local_endpoint(stack: ExitStack, overrides: dict) -> Endpoint:
-    if overrides.get("base_url"):
-        return Endpoint(**overrides)
-    server = stack.enter_context(LocalLLMServer())
-    return Endpoint(**{"base_url": server.base_url, "model": MODEL_ALIAS, "flavor": "llama.cpp",
-                       "concurrency": 2, **overrides})
+    @field_validator("answerers")
+    @classmethod
+    def _two_named_answerers(cls, answerers: tuple) -> tuple:
+        if len(answerers) < 2:
+            raise ValueError("verify needs at least two answerers")
+        names = [a.name for a in answerers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"every answerer needs a distinct name, got {', '.join(names)}")
+        return answerers
 
 
 def build_chain(config: VerifyConfig, thresholds: TagThresholds, cache_path: str | None,
@@ -54,36 +106,24 @@ def build_chain(config: VerifyConfig, thresholds: TagThresholds, cache_path: str
     from verifiers.answerers import AnalyzerAnswerer, OpenAIAnswerer
     from verifiers.judges import LLMJudge, RulesJudge
 
-    if len(config.answerers) < 2:
-        raise ValueError("verify needs at least two answerers (`verify.answerers`)")
-    names = [a.get("name") for a in config.answerers]
-    if None in names or len(set(names)) != len(names):
-        raise ValueError("every answerer needs a distinct `name`")
     chain: list[Stage] = []
     for spec in config.answerers:
-        backend = spec.get("backend")
-        if backend == "analyzer":
+        if spec.backend == "analyzer":
             res = Resources(num_cpus=config.num_cpus, batch_size=config.batch_size)
-            chain.append(AnalyzerAnswerer(spec["name"], spec.get("stack", "whisper"), thresholds, config.threads, res))
-        elif backend == "openai":
-            chain.append(OpenAIAnswerer(spec["name"], Endpoint(**spec["endpoint"]), cache_path,
+            chain.append(AnalyzerAnswerer(spec.name, spec.stack, thresholds, config.threads, res))
+        elif spec.backend == "openai":
+            chain.append(OpenAIAnswerer(spec.name, spec.endpoint, cache_path,
                                         resources=Resources(num_cpus=0.1, batch_size=config.batch_size)))
-        elif backend == "eureka":
-            from model.answerer import EurekaAnswerer  # the training stage's checkpoints
-
-            chain.append(EurekaAnswerer(spec["name"], spec["checkpoint"],
-                                        resources=Resources(num_cpus=1.0, batch_size=config.batch_size)))
         else:
-            raise ValueError(f"unknown answerer backend {backend!r}: choose {', '.join(ANSWERER_BACKENDS)}")
-    judge = config.judge.get("backend", "rules")
-    if judge == "rules":
+            from verifiers.eureka import EurekaAnswerer  # the training stage's checkpoints
+
+            chain.append(EurekaAnswerer(spec.name, spec.checkpoint,
+                                        resources=Resources(num_cpus=1.0, batch_size=config.batch_size)))
+    judge = config.judge
+    if judge.backend == "rules":
         chain.append(RulesJudge())
-    elif judge in ("local", "openai"):
-        overrides = dict(config.judge.get("endpoint") or {})
-        endpoint = _local_endpoint(stack, overrides) if judge == "local" else Endpoint(**overrides)
-        chain.append(LLMJudge(endpoint, cache_path, judge, config.judge.get("rules_dir")))
     else:
-        raise ValueError(f"unknown judge backend {judge!r}: choose {', '.join(JUDGE_BACKENDS)}")
+        chain.append(LLMJudge(endpoint_for(stack, judge.endpoint), cache_path, judge.backend, judge.rules_dir))
     return chain
 
 
@@ -98,54 +138,51 @@ def verdict_row(item: dict) -> dict:
             "producer": PRODUCER, "backend": item["judge_backend"], "model_id": item["judge_model"]}
 
 
-def pending_questions(run: RunFolder, shard: Shard | None = None) -> tuple[list[dict], int]:
-    """Questions (in `shard`) without a verdict or a verify reject; and how many are done already."""
-    questions = [q for q in run.table("questions").read().to_pylist() if in_shard(q["clip_id"], shard)]
-    done = set(run.table("verdicts").read(columns=["question_id"])["question_id"].to_pylist())
-    done |= set(run.rejects("verify")["item_id"].to_pylist())
-    pending = [q for q in questions if q["question_id"] not in done]
-    return pending, len(questions) - len(pending)
-
-
 def items_with_audio(run: RunFolder, pending: list[dict], chunk_clips: int) -> Iterator[list[dict]]:
     """The pending questions as items, with their clip's audio and annotation, a bounded number of
     clips' audio at a time; a clip's questions are together, so an answerer measures a clip once."""
     by_clip: dict[str, list[dict]] = {}
     for q in pending:
         by_clip.setdefault(q["clip_id"], []).append(q)
+    missing = set(by_clip) - set(run.table("clips").read(columns=["clip_id"])["clip_id"].to_pylist())
+    if missing:  # refused before any answer is committed
+        raise ValueError(f"{len(missing)} clips with questions are not in the clips table, e.g. {min(missing)}")
     notes = {a["clip_id"]: a for a in run.table("annotations").read().to_pylist() if a["clip_id"] in by_clip}
-    missing = set(by_clip)
     for chunk in run.table("clips").scan(["clip_id", "audio"], ("clip_id", set(by_clip)), chunk_clips):
-        missing -= set(chunk["clip_id"].to_pylist())
         items = [{**q, "audio": clip["audio"], "answers": "[]",
                   "annotation": json.dumps(notes.get(clip["clip_id"]) or {}, default=str)}
                  for clip in chunk.to_pylist() for q in by_clip[clip["clip_id"]]]
         items.sort(key=lambda i: (i["clip_id"], i["question_id"]))
         yield items
-    if missing:
-        raise ValueError(f"{len(missing)} clips with questions are not in the clips table, e.g. {min(missing)}")
+
+
+class Verify(Step):
+    """Answer and judge every question (in the shard) without a verdict or a verify reject."""
+
+    name, reads, writes, done_column = "verify", ("questions",), "verdicts", "question_id"
+
+    def __init__(self, config: VerifyConfig = VerifyConfig(), thresholds: TagThresholds = TagThresholds()):
+        self.config, self.thresholds = config, thresholds
+
+    def candidates(self, ctx: Context) -> list[dict]:
+        return ctx.run.table("questions").read().to_pylist()
+
+    def process(self, ctx: Context, pending: list[dict], stats: StageStats, out: BufferedWriter) -> None:
+        cache_path = str(ctx.run.local_path / "llm_cache.sqlite") if ctx.run.local_path else None
+
+        def post(result: Result) -> Result:
+            rejects = [{**r, "stage": "verify"} for r in result.rejects]
+            return Result([verdict_row(item) for item in result.rows], rejects)
+
+        with ExitStack() as stack:
+            chain = build_chain(self.config, self.thresholds, cache_path, stack)
+            for items in items_with_audio(ctx.run, pending, self.config.chunk_clips):
+                for result in ctx.runner.run(chain, items, stats, post=post, on_progress=ctx.on_progress):
+                    out.add(result)
 
 
 def run_verify(run: RunFolder, runner: Runner, config: VerifyConfig = VerifyConfig(),
                thresholds: TagThresholds = TagThresholds(),
                on_progress: Callable[[int], None] | None = None,
                on_total: Callable[[int], None] | None = None, shard: Shard | None = None) -> StageStats:
-    pending, skipped = pending_questions(run, shard)
-    stats = StageStats("verify", skipped=skipped)
-    if on_total:
-        on_total(len(pending))
-    if not pending:
-        return stats
-    cache_path = str(run.local_path / "llm_cache.sqlite") if run.local_path else None
-
-    def post(result: Result) -> Result:
-        rejects = [{**r, "stage": "verify"} for r in result.rejects]
-        return Result([verdict_row(item) for item in result.rows], rejects)
-
-    with ExitStack() as stack:
-        chain = build_chain(config, thresholds, cache_path, stack)
-        with BufferedWriter(run, "verdicts", {"stage": "verify"}, max_rows=256) as out:
-            for items in items_with_audio(run, pending, config.chunk_clips):
-                for result in runner.run(chain, items, stats, post=post, on_progress=on_progress):
-                    out.add(result)
-    return stats
+    return run_step(Verify(config, thresholds), Context(run, runner, shard, on_progress, on_total))

@@ -1,0 +1,89 @@
+"""The step driver: what every pipeline step repeats, written once.
+
+A step (ingest, annotate, generate, verify, filter, publish) says three narrow things: which items it
+owes (`candidates`), which of them are already accounted for (`done`: a row in its output table or a
+reject of its own), and how to process the rest (`process`). `run_step` owns the rest: the shard, the
+resume (skipping what is done), progress, the buffered writer for the output table and the rejects,
+timing and the stats. So a re-run, a crash recovery and a sharded run all behave the same way in every
+step, and a new step cannot forget one of them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+from dataflux.runners.base import Runner, StageStats
+from dataflux.shards import Shard, in_shard
+from storage.run_folder import RunFolder
+from storage.writer import BufferedWriter
+
+
+@dataclass
+class Context:
+    """Where a step runs: the run folder, the runner for its chains, its shard and progress callbacks."""
+
+    run: RunFolder
+    runner: Runner | None = None
+    shard: Shard | None = None
+    on_progress: Callable[[int], None] | None = None
+    on_total: Callable[[int], None] | None = None
+
+    def progress(self, n: int) -> None:
+        if self.on_progress:
+            self.on_progress(n)
+
+
+class Step:
+    """One pipeline step. Subclasses hold their config and fill in `candidates` and `process`."""
+
+    name: ClassVar[str]
+    reads: ClassVar[tuple[str, ...]]  # tables whose versions decide what the step does (cache keys)
+    writes: ClassVar[str]  # the output table
+    done_column: ClassVar[str]  # the output table's column that holds an item's key
+    commit_rows: ClassVar[int | None] = 256  # rows + rejects buffered per commit; None: the step commits itself
+
+    def candidates(self, ctx: Context) -> list[dict]:
+        """Every item this step owes in the run folder (before the shard and the resume are applied)."""
+        raise NotImplementedError
+
+    def key(self, item: dict) -> str:
+        return item[self.done_column]
+
+    def clip_of(self, item: dict) -> str:
+        """The clip an item belongs to: what shards split on."""
+        return item["clip_id"]
+
+    def done(self, ctx: Context) -> set[str]:
+        """Keys already accounted for: rows of the output table, and this step's rejects."""
+        table = ctx.run.table(self.writes)
+        done = set(table.read(columns=[self.done_column])[self.done_column].to_pylist()) if table.exists() else set()
+        return done | set(ctx.run.rejects(self.name)["item_id"].to_pylist())
+
+    def process(self, ctx: Context, pending: list[dict], stats: StageStats, out: BufferedWriter | None) -> None:
+        """Do the work for `pending` (never empty): write results to `out`, count them in `stats`."""
+        raise NotImplementedError
+
+    def finish(self, ctx: Context, stats: StageStats) -> None:
+        """Runs after `process`, and also when nothing was pending (e.g. an export a crash left unwritten)."""
+
+
+def run_step(step: Step, ctx: Context) -> StageStats:
+    """Run `step` over what it owes in `ctx.shard` and has not accounted for yet."""
+    start = time.perf_counter()
+    items = [i for i in step.candidates(ctx) if ctx.shard is None or in_shard(step.clip_of(i), ctx.shard)]
+    done = step.done(ctx)
+    pending = [i for i in items if step.key(i) not in done]
+    stats = StageStats(step.name, skipped=len(items) - len(pending))
+    if ctx.on_total:
+        ctx.on_total(len(pending))
+    if pending:
+        if step.commit_rows is None:
+            step.process(ctx, pending, stats, None)
+        else:
+            with BufferedWriter(ctx.run, step.writes, {"stage": step.name}, max_rows=step.commit_rows) as out:
+                step.process(ctx, pending, stats, out)
+    step.finish(ctx, stats)
+    stats.seconds = time.perf_counter() - start
+    return stats
