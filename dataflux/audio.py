@@ -5,12 +5,15 @@ Every failure is an `AudioError` with a reason code, so ingest can turn it into 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
+
+from dataflux.settings import Section
 
 TARGET_SR = 16000
 
@@ -33,8 +36,7 @@ class AudioError(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(Section):
     min_sample_rate: int = 2000
     max_sample_rate: int = 384000
     silence_peak_dbfs: float = -60.0  # a file whose loudest sample is below this is "all silence"
@@ -213,3 +215,30 @@ def encode_flac(pcm: np.ndarray, sr: int = TARGET_SR) -> bytes:
 def decode_flac(data: bytes) -> tuple[np.ndarray, int]:
     samples, sr = sf.read(io.BytesIO(data), dtype="float32")
     return samples, sr
+
+
+def decode_mono(data: bytes) -> np.ndarray:
+    """A stored clip's samples as one float32 channel (channels averaged), for models that take a waveform."""
+    samples, _ = decode_flac(data)
+    return samples if samples.ndim == 1 else samples.mean(axis=1)
+
+
+def wav_base64(samples: np.ndarray, sr: int = TARGET_SR) -> str:
+    """16-bit WAV as base64 text: what an OpenAI-compatible `input_audio` content part carries."""
+    buf = io.BytesIO()
+    sf.write(buf, samples, sr, format="WAV", subtype="PCM_16")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def spectral_flatness(x: np.ndarray, frame: int = 512) -> float | None:
+    """Median over frames of geometric / arithmetic mean of the power spectrum (Wiener entropy).
+
+    Here, not in an analyzer, because it is a definition both the annotator and the independent verify
+    stacks apply, and the one flatness threshold they share (`TagThresholds`) must mean the same thing."""
+    if len(x) < frame:
+        return None
+    frames = x[: len(x) // frame * frame].reshape(-1, frame) * np.hanning(frame)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1e-12
+    loud = power.sum(axis=1) > 1e-6 * power.sum(axis=1).max()
+    flatness = np.exp(np.log(power[loud]).mean(axis=1)) / power[loud].mean(axis=1)
+    return float(np.median(flatness))

@@ -1,11 +1,12 @@
 """What a published corpus version says about itself: a summary (JSON), a data card (README.md) and
-a quality report (HTML with PNG plots). Everything is computed from the run folder's tables."""
+a quality report (HTML with PNG plots). Everything is computed from the run folder's tables; the card
+and the report are Jinja2 templates under `dataflux/templates/`."""
 
 from __future__ import annotations
 
-import html
 import json
 from collections import Counter, defaultdict
+from functools import lru_cache
 from pathlib import Path
 
 from storage.run_folder import RunFolder
@@ -16,13 +17,22 @@ FUNNEL = ("inputs", "clips", "annotated", "questions", "verified", "kept", "corp
 
 def cohen_kappa(pairs: list[tuple[str, str]]) -> float | None:
     """Agreement between two answerers on the items both answered, corrected for chance."""
-    n = len(pairs)
-    if n == 0:
+    if not pairs:
         return None
-    observed = sum(a == b for a, b in pairs) / n
-    ca, cb = Counter(a for a, _ in pairs), Counter(b for _, b in pairs)
-    expected = sum(ca[k] * cb[k] for k in set(ca) | set(cb)) / n ** 2
-    return 1.0 if expected == 1 else round((observed - expected) / (1 - expected), 4)
+    from sklearn.metrics import cohen_kappa_score
+
+    first, second = zip(*pairs)
+    if len(set(first) | set(second)) == 1:  # both always said the same one letter: chance agreement is 1, 0/0
+        return 1.0
+    return round(float(cohen_kappa_score(first, second)), 4)
+
+
+@lru_cache(maxsize=1)
+def _templates():
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    return Environment(loader=PackageLoader("dataflux", "templates"), autoescape=select_autoescape(["html.txt"]),
+                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=StrictUndefined)
 
 
 def _read(run: RunFolder, name: str, columns: list[str] | None = None) -> list[dict]:
@@ -104,32 +114,7 @@ def summarize(run: RunFolder, corpus_version: int | None = None) -> dict:
 
 
 def data_card(s: dict) -> str:
-    f = s["funnel"]
-    lines = [f"# DataFlux corpus, version {s['corpus_version']}", "",
-             "Multiple-choice listening questions with reasoning targets, written from measured audio "
-             "tags, answered independently by two listeners, adjudicated by a judge and filtered.", "",
-             "## Sources", f"{s['num_sources']} source files, {s['audio_hours']} h of audio "
-             f"(run folder `{s['run']}`, config hash `{s['config_hash']}`).", "",
-             "## Counts and yield", "| stage | rows |", "|---|---:|",
-             *[f"| {k} | {f[k]} |" for k in FUNNEL], "",
-             "| step | yield |", "|---|---:|", *[f"| {k} | {v} |" for k, v in s["yield"].items()], "",
-             "## Closed-loop rounds", "| round | questions | verified | kept | yield |", "|---:|---:|---:|---:|---:|",
-             *[f"| {r} | {x['questions']} | {x['verified']} | {x['kept']} | {x['yield']} |"
-               for r, x in s["rounds"].items()], "",
-             "## Reject reasons", "| stage | reason | count |", "|---|---|---:|",
-             *[f"| {stage} | {reason} | {n} |" for stage, c in s["rejects"].items() for reason, n in c.items()], "",
-             "## Taxonomy coverage",
-             f"{s['taxonomy_coverage']['nodes_covered']} of {s['taxonomy_coverage']['nodes_total']} leaves have items.",
-             "", "| node | kept |", "|---|---:|",
-             *[f"| {k} | {n} |" for k, n in s["taxonomy_coverage"]["kept_per_node"].items()], "",
-             "## Answer letters",
-             " ".join(f"{k}: {v}" for k, v in s["answer_letters"]["counts"].items())
-             + f" (chi-square p = {s['answer_letters']['chi2_p']})", "",
-             "## Agreement between answerers",
-             f"Cohen's kappa {s['answerer_agreement']['cohen_kappa']} on {s['answerer_agreement']['both_answered']} "
-             f"questions both answered (of {s['answerer_agreement']['verified']} verified).", "",
-             "## Backends and models", *[f"- {role}: {', '.join(v) or '-'}" for role, v in s["backends"].items()], ""]
-    return "\n".join(lines)
+    return _templates().get_template("data_card.md.txt").render(s=s, funnel=FUNNEL)
 
 
 def _plots(s: dict, folder: Path) -> list[str]:
@@ -180,12 +165,5 @@ def write_report(s: dict, folder: Path) -> None:
     (folder / "summary.json").write_text(json.dumps({k: v for k, v in s.items() if k != "measures"},
                                                     indent=2, sort_keys=True))
     plots = _plots(s, folder / "plots")
-    tags = "".join(f"<h3>{html.escape(k)}</h3><p>{html.escape(json.dumps(v, sort_keys=True))}</p>"
-                   for k, v in s["tags"].items())
-    body = (f"<h1>Quality report: corpus version {s['corpus_version']}</h1>"
-            + "".join(f'<img src="plots/{p}" alt="{p}">' for p in plots)
-            + f"<h2>Measured tags</h2>{tags}<h2>Data card</h2><pre>{html.escape(card)}</pre>")
-    (folder / "report.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>DataFlux "
-                                        f"report</title></head><body>{body}</body></html>")
-
-
+    html = _templates().get_template("report.html.txt").render(s=s, plots=plots, card=card)
+    (folder / "report.html").write_text(html)

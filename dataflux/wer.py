@@ -1,6 +1,7 @@
-"""Word error rate with its parts, on normalised text (Whisper's English normaliser for English,
-its basic normaliser otherwise). Corpus WER = sum(S + D + I) / sum(N_ref); an empty hypothesis is all
-deletions."""
+"""Word (or character) error rate with its parts, on normalised text (Whisper's English normaliser for
+English, its basic normaliser otherwise), aligned by jiwer. Corpus WER = sum(S + D + I) / sum(N_ref); an
+empty hypothesis is all deletions. Languages written without spaces between words are scored by
+characters."""
 
 from __future__ import annotations
 
@@ -33,28 +34,33 @@ def normalizer(language: str | None):
     return EnglishTextNormalizer({}) if language in (None, "en") else BasicTextNormalizer()
 
 
+CHAR_LANGUAGES = {"zh", "ja", "th"}
+
+
 def word_errors(reference: str, hypothesis: str, language: str | None = "en") -> WerCounts:
     norm = normalizer(language)
-    ref, hyp = norm(reference).split(), norm(hypothesis or "").split()
-    s, d, i = _align(ref, hyp)
-    return WerCounts(s, d, i, len(ref), int(not hyp), 1)
+    return _counts(norm(reference).split(), norm(hypothesis or "").split())
 
 
-def _align(ref: list[str], hyp: list[str]) -> tuple[int, int, int]:
-    """Levenshtein alignment; returns (substitutions, deletions, insertions) of one optimal path."""
-    rows, cols = len(ref) + 1, len(hyp) + 1
-    cost = [[(0, 0, 0, 0)] * cols for _ in range(rows)]  # (total, S, D, I)
-    for r in range(1, rows):
-        cost[r][0] = (r, 0, r, 0)
-    for c in range(1, cols):
-        cost[0][c] = (c, 0, 0, c)
-    for r in range(1, rows):
-        for c in range(1, cols):
-            if ref[r - 1] == hyp[c - 1]:
-                cost[r][c] = cost[r - 1][c - 1]
-                continue
-            sub, dele, ins = cost[r - 1][c - 1], cost[r - 1][c], cost[r][c - 1]
-            best = min((sub[0], 0), (dele[0], 1), (ins[0], 2))[1]
-            t = (sub, dele, ins)[best]
-            cost[r][c] = (t[0] + 1, t[1] + (best == 0), t[2] + (best == 1), t[3] + (best == 2))
-    return cost[-1][-1][1:]
+def char_errors(reference: str, hypothesis: str, language: str) -> WerCounts:
+    """Characters instead of words, white space ignored."""
+    norm = normalizer(language)
+    return _counts([c for c in norm(reference) if not c.isspace()], [c for c in norm(hypothesis or "") if not c.isspace()])
+
+
+def errors(reference: str, hypothesis: str, language: str | None = "en") -> WerCounts:
+    """By characters for CHAR_LANGUAGES, by words otherwise."""
+    if language in CHAR_LANGUAGES:
+        return char_errors(reference, hypothesis, language)
+    return word_errors(reference, hypothesis, language)
+
+
+def _counts(ref: list[str], hyp: list[str]) -> WerCounts:
+    """One minimal alignment of two token lists (tokens hold no white space). Ties between paths of equal
+    cost are broken by jiwer, so S/D/I may split differently from another tool while S+D+I is the same."""
+    import jiwer
+
+    words = jiwer.ReduceToListOfListOfWords()
+    out = jiwer.process_words(" ".join(ref), " ".join(hyp), reference_transform=words, hypothesis_transform=words)
+    return WerCounts(out.substitutions, out.deletions, out.insertions, len(ref), int(not hyp), 1)
+

@@ -4,13 +4,13 @@ deterministic held-out split by clip, mixing by ratio, and length-grouped batche
 from __future__ import annotations
 
 import hashlib
-import io
 import random
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from verifiers.parse import LETTERS
+from dataflux.audio import decode_mono
+from dataflux.mcq import mcq_prompt
 
 MCQ_SYSTEM = ("You are an expert listener. Answer the multiple-choice question about the audio. Think briefly, "
               "then give the final answer as 'Answer: X'.")
@@ -47,17 +47,6 @@ def held_out(clip_id: str, fraction: float) -> bool:
     return int(hashlib.sha256(clip_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
 
 
-def decode_flac(data: bytes) -> np.ndarray:
-    import soundfile as sf
-
-    samples, _ = sf.read(io.BytesIO(data), dtype="float32")
-    return samples if samples.ndim == 1 else samples.mean(axis=1)
-
-
-def mcq_prompt(question: str, options: list[str]) -> str:
-    return question + "\n" + "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
-
-
 def read_corpus(spec: CorpusSpec, split: str, eval_fraction: float, with_reasoning: bool = True) -> list[Sample]:
     """A corpus version's rows, read from its Parquet files with `datasets`, as chat samples."""
     import datasets
@@ -74,7 +63,7 @@ def read_corpus(spec: CorpusSpec, split: str, eval_fraction: float, with_reasoni
         if held_out(row["clip_id"], eval_fraction) != (split == "eval"):
             continue
         target = row["target"] if with_reasoning else f"Answer: {row['answer']}"
-        out.append(Sample(id=row["question_id"], clip_id=row["clip_id"], audio=decode_flac(row["audio"]),
+        out.append(Sample(id=row["question_id"], clip_id=row["clip_id"], audio=decode_mono(row["audio"]),
                           prompt=mcq_prompt(row["question"], row["options"]), target=target, system=spec.system,
                           category=row["node_path"], task="mcq",
                           reference={"answer": row["answer"], "options": list(row["options"])}))

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import torch
 
-from model.data import ASR_SYSTEM, MCQ_SYSTEM, CorpusSpec, Sample, decode_flac, mcq_prompt, read_corpus
+from dataflux.audio import decode_mono
+from dataflux.mcq import mcq_prompt
+from model.data import ASR_SYSTEM, MCQ_SYSTEM, CorpusSpec, Sample, read_corpus
 from model.scoring import score_file
 
 DECODE = {"mcq": {"max_new_tokens": 512}, "asr": {"max_new_tokens": 448}, "label": {"max_new_tokens": 32}}
@@ -54,7 +56,7 @@ def load_file(path: str | Path) -> list[Sample]:
         if isinstance(audio, dict):
             audio = audio.get("bytes") or audio.get("path")
         if isinstance(audio, (bytes, bytearray)):
-            wave = decode_flac(bytes(audio))
+            wave = decode_mono(bytes(audio))
         else:
             wave, sr = sf.read(str(path.parent / audio), dtype="float32")
             wave = wave if wave.ndim == 1 else wave.mean(axis=1)
@@ -115,8 +117,11 @@ def infer(model, processor, samples: list[Sample], out: Path, config: EvalConfig
 
 def evaluate(checkpoint: str, data: str, out_dir: str | Path, config: EvalConfig = EvalConfig(),
              score_only: bool = False) -> dict:
-    from model.build import build
+    from model.build import build, is_checkpoint
 
+    if not score_only and checkpoint != "tiny" and not is_checkpoint(checkpoint):  # before build's "needs a tokenizer"
+        raise FileNotFoundError(f"checkpoint {checkpoint}: " + ("not an Eureka-Audio checkpoint folder (no config.json "
+                                "with model_type eureka_audio)" if Path(checkpoint).is_dir() else "no such folder"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     samples, dataset = load_data(data, config.eval_fraction)

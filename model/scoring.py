@@ -17,10 +17,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from dataflux.wer import WerCounts, normalizer, word_errors
-from verifiers.parse import LETTERS, extract_letter
-
-CHAR_LANGUAGES = {"zh", "ja", "th"}
+from dataflux.mcq import LETTERS, extract_letter
+from dataflux.wer import errors
 
 
 @lru_cache(maxsize=1)
@@ -46,16 +44,6 @@ def gold_letter(answer: str, options: list[str]) -> str | None:
     return LETTERS[matches[0]] if len(matches) == 1 else None
 
 
-def char_errors(reference: str, hypothesis: str, language: str) -> WerCounts:
-    from dataflux.wer import _align
-
-    norm = normalizer(language)
-    ref = [c for c in norm(reference) if not c.isspace()]
-    hyp = [c for c in norm(hypothesis or "") if not c.isspace()]
-    s, d, i = _align(ref, hyp)
-    return WerCounts(s, d, i, len(ref), int(not hyp), 1)
-
-
 def score_one(p: dict) -> dict:
     task = p["task"]
     if task == "mcq":
@@ -63,9 +51,7 @@ def score_one(p: dict) -> dict:
         gold = gold_letter(p["answer"], p["options"])
         return {**p, "predicted": letter, "parse": how, "gold": gold, "correct": letter is not None and letter == gold}
     if task == "asr":
-        lang = p.get("language") or "en"
-        counts = char_errors(p["reference"], p["prediction"], lang) if lang in CHAR_LANGUAGES else \
-            word_errors(p["reference"], p["prediction"], lang)
+        counts = errors(p["reference"], p["prediction"], p.get("language") or "en")
         return {**p, "S": counts.substitutions, "D": counts.deletions, "I": counts.insertions,
                 "N": counts.reference_words, "empty": bool(counts.empty_hypotheses)}
     if task == "label":
@@ -76,14 +62,14 @@ def score_one(p: dict) -> dict:
 
 
 def macro_f1(pairs: list[tuple[str, str | None]]) -> float:
-    labels = sorted({g for g, _ in pairs})
-    f1s = []
-    for label in labels:
-        tp = sum(g == label and p == label for g, p in pairs)
-        fp = sum(g != label and p == label for g, p in pairs)
-        fn = sum(g == label and p != label for g, p in pairs)
-        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return sum(f1s) / len(f1s) if f1s else 0.0
+    """F1 averaged over the gold labels; an unmapped prediction (None) is wrong for every label."""
+    if not pairs:
+        return 0.0
+    from sklearn.metrics import f1_score
+
+    gold = [g for g, _ in pairs]
+    predicted = [p if p is not None else "\0unmapped" for _, p in pairs]
+    return float(f1_score(gold, predicted, labels=sorted(set(gold)), average="macro", zero_division=0.0))
 
 
 def summarize(scored: list[dict]) -> dict:

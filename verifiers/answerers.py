@@ -9,18 +9,16 @@ answerer appends one entry to `item["answers"]`.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from collections import OrderedDict
 
 import numpy as np
 
 from dataflux.annotate.tags import TagThresholds
-from dataflux.audio import TARGET_SR, decode_flac
+from dataflux.audio import decode_flac, wav_base64
+from dataflux.mcq import LETTERS, extract_letter, mcq_prompt, strip_think
 from dataflux.stage import Resources, Result, Stage
 from verifiers.labels import label_from_tags, option_for, tags_from_measures
-from verifiers.parse import LETTERS, extract_letter
 
 ANSWERER_PROMPT_VERSION = "answerer-v1"
 INPUTS = ("question_id", "clip_id", "node_path", "question", "options", "audio")
@@ -45,10 +43,6 @@ def leaf_of(node_path: str) -> str:
     return node_path.rsplit(" > ", 1)[-1]
 
 
-def format_options(options: list[str]) -> str:
-    return "\n".join(f"{LETTERS[i]}. {text}" for i, text in enumerate(options))
-
-
 def answer(name: str, backend: str, model: str | None, letter: str | None, reasoning: str,
            raw: str | None = None, how: str | None = None) -> dict:
     return {"answerer": name, "backend": backend, "model": model, "letter": letter, "reasoning": reasoning,
@@ -58,7 +52,6 @@ def answer(name: str, backend: str, model: str | None, letter: str | None, reaso
 class Answerer(Stage):
     version = "1"
     inputs = INPUTS
-    output_table = "verdicts"
 
     def __init__(self, name: str, resources: Resources | None = None):
         super().__init__(resources or Resources(num_cpus=0.5, batch_size=16))
@@ -138,21 +131,12 @@ class AnalyzerAnswerer(Answerer):
         return Result(rows)
 
 
-def wav_base64(flac: bytes) -> str:
-    import soundfile as sf
-
-    samples, sr = decode_flac(flac)
-    buf = io.BytesIO()
-    sf.write(buf, samples, sr or TARGET_SR, format="WAV", subtype="PCM_16")
-    return base64.b64encode(buf.getvalue()).decode()
-
-
 def answerer_messages(item: dict, system: str) -> list[dict]:
-    text = f"{item['question']}\n{format_options(item['options'])}"
+    samples, sr = decode_flac(item["audio"])
     return [{"role": "system", "content": system},
             {"role": "user", "content": [
-                {"type": "input_audio", "input_audio": {"data": wav_base64(item["audio"]), "format": "wav"}},
-                {"type": "text", "text": text}]}]
+                {"type": "input_audio", "input_audio": {"data": wav_base64(samples, sr), "format": "wav"}},
+                {"type": "text", "text": mcq_prompt(item["question"], item["options"])}]}]
 
 
 class OpenAIAnswerer(Answerer):
@@ -188,7 +172,7 @@ class OpenAIAnswerer(Answerer):
                                                   f"{self.name}: {reply.reason}"[:2000], item["clip_id"]))
                 continue
             letter, how = extract_letter(reply.text, item["options"])
-            reasoning = reply.text.split("</think>")[-1].strip()
+            reasoning = strip_think(reply.text).strip()
             entry = answer(self.name, "openai", self.endpoint.model, letter, reasoning, reply.text, how)
             result.rows.append(with_answer(item, entry))
         return result

@@ -1,15 +1,15 @@
 """The `eureka` answerer of the verify stage: a trained Eureka-Audio checkpoint answers each question
-from the audio. Where it disagrees with the kept answer, the item is marked as a hard example."""
+from the audio. Where it disagrees with the kept answer, the item is marked as a hard example.
+
+It lives with the answerers, not in `model/`, so that `model/` depends on no verifier."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from dataflux.audio import decode_flac
+from dataflux.audio import decode_mono
+from dataflux.mcq import extract_letter, mcq_prompt
 from dataflux.stage import Resources, Result
-from model.data import MCQ_SYSTEM, mcq_prompt
+from model.data import MCQ_SYSTEM
 from verifiers.answerers import Answerer, answer, with_answer
-from verifiers.parse import extract_letter
 
 
 class EurekaAnswerer(Answerer):
@@ -30,7 +30,7 @@ class EurekaAnswerer(Answerer):
     def process_batch(self, items: list[dict]) -> Result:
         import torch
 
-        audios = [decode_flac(item["audio"])[0].astype(np.float32) for item in items]
+        audios = [decode_mono(item["audio"]) for item in items]
         encoded = [self.processor.encode(mcq_prompt(i["question"], i["options"]), a, None, MCQ_SYSTEM)
                    for i, a in zip(items, audios)]
         batch = self.processor.pad(encoded, "left")

@@ -18,9 +18,9 @@ from pydantic import BaseModel, Field
 
 from dataflux.generate.prompts import DATA_CLOSE, DATA_OPEN, data_block
 from dataflux.stage import Resources, Result, Stage
-from verifiers.answerers import annotation_of, answers_of, format_options, leaf_of
+from dataflux.mcq import LETTERS, format_options
+from verifiers.answerers import annotation_of, answers_of, leaf_of
 from verifiers.labels import label_from_tags, option_for
-from verifiers.parse import LETTERS
 
 JUDGE_PROMPT_VERSION = "judge-v1"
 RULES_VERSION = "rules-judge-v1"
@@ -74,7 +74,6 @@ class Judge(Stage):
     name = "judge"
     version = "1"
     inputs = ("question_id", "answers", "options", "node_path")
-    output_table = "verdicts"
 
 
 class RulesJudge(Judge):

@@ -12,7 +12,7 @@ import math
 import re
 
 from dataflux.annotate.tags import TagThresholds, level
-from dataflux.generate.template import LANGUAGE_NAMES
+from dataflux.languages import LANGUAGE_NAMES
 
 _P = dict[str, list[str]]
 PATTERNS: dict[str, _P] = {

@@ -8,18 +8,17 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import os
 import random
-from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
-import soundfile as sf
 
 from dataflux.annotate.base import Analyzer
-from dataflux.audio import TARGET_SR
+from dataflux.audio import wav_base64
+from dataflux.languages import LANGUAGE_NAMES
+from dataflux.settings import Section, one_of
 from dataflux.stage import Resources
 
 CAPTION_PROMPT = ("Please provide a comprehensive description of the input audio, covering all details: "
@@ -29,27 +28,34 @@ OPENAI_PROMPT_VERSION = "caption-openai-v1"
 STRUCTURED_VERSION = "caption-structured-v1"
 
 
-@dataclass(frozen=True)
-class CaptionConfig:
-    backend: str = "structured"  # or "openai"
+class CaptionConfig(Section):
+    """The structured captioner (the default): a caption written from the measured tags."""
+
+    backend: Literal["structured"] = "structured"
     seed: int = 0
-    model: str | None = None  # openai: the served model name
-    base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1
+
+
+class OpenAICaptionConfig(Section):
+    """An audio captioner behind any OpenAI-compatible endpoint."""
+
+    backend: Literal["openai"] = "openai"
+    model: str  # the served model name
+    base_url: str  # e.g. http://127.0.0.1:8000/v1
     api_key_env: str = "OPENAI_API_KEY"  # the key is read from this environment variable, never from config
     max_tokens: int = 512
     timeout_s: float = 120.0
+
+
+AnyCaptionConfig = one_of("backend", CaptionConfig, OpenAICaptionConfig)
 
 
 class Captioner(Analyzer):
     name = "caption"
     fields = {"caption": "", "caption_backend": "", "caption_model": "", "caption_prompt_version": ""}
 
-    def __init__(self, config: CaptionConfig = CaptionConfig(), resources: Resources | None = None):
+    def __init__(self, config: CaptionConfig | OpenAICaptionConfig = CaptionConfig(),
+                 resources: Resources | None = None):
         super().__init__(resources)
-        if config.backend not in ("structured", "openai"):
-            raise ValueError(f"unknown captioner backend {config.backend!r}: choose structured or openai")
-        if config.backend == "openai" and not (config.model and config.base_url):
-            raise ValueError("the openai captioner needs annotate.caption.model and annotate.caption.base_url")
         self.config = config
 
     def setup(self) -> None:
@@ -75,12 +81,6 @@ class Captioner(Analyzer):
                 "caption_model": self.config.model, "caption_prompt_version": OPENAI_PROMPT_VERSION}
 
 
-def wav_base64(audio: np.ndarray) -> str:
-    buf = io.BytesIO()
-    sf.write(buf, audio, TARGET_SR, format="WAV", subtype="PCM_16")
-    return base64.b64encode(buf.getvalue()).decode()
-
-
 _VOICE = {("male", "low"): ["a deep male voice", "a low-pitched man's voice"],
           ("male", "medium"): ["a male voice of medium pitch", "a man's voice at an ordinary pitch"],
           ("male", "high"): ["a high-pitched male voice", "a man speaking with a raised pitch"],
@@ -98,8 +98,6 @@ _QUALITY = {"clean": ["The recording is clean, with no noticeable background noi
 _TIMBRE = {"tonal": ["The sound is tonal, like a steady tone or music.", "It has a clear tonal, musical character."],
            "mixed": ["The sound mixes tonal and noisy parts.", "It has both tonal and noisy components."],
            "noise_like": ["The sound is noise-like, without clear pitch.", "It resembles broadband noise."]}
-LANGUAGES = {"en": "English", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian", "zh": "Chinese",
-             "ja": "Japanese", "pt": "Portuguese", "ru": "Russian", "nl": "Dutch"}
 
 
 def structured_caption(a: dict, seed: int = 0) -> str:
@@ -111,7 +109,7 @@ def structured_caption(a: dict, seed: int = 0) -> str:
         voice = _VOICE.get((a.get("gender"), a.get("tag_pitch")))
         who = pick(voice) if voice else ("a male voice" if a.get("gender") == "male" else
                                          "a female voice" if a.get("gender") == "female" else "a voice")
-        lang = LANGUAGES.get(a.get("language") or "", a.get("language"))
+        lang = LANGUAGE_NAMES.get(a.get("language") or "", a.get("language"))
         speakers = a.get("num_speakers")
         opener = pick([f"A {duration:.1f}-second clip in which {who} speaks",
                        f"In this {duration:.1f}-second recording, {who} speaks"])

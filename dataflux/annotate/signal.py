@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dataflux.annotate.base import Analyzer, dbfs
-from dataflux.audio import TARGET_SR, decode_flac
+from dataflux.audio import TARGET_SR, decode_flac, spectral_flatness
 from dataflux.stage import Resources, Result, Stage
 
 
@@ -15,7 +15,6 @@ class DecodeClips(Stage):
     name = "decode"
     version = "1"
     inputs = ("clip_id", "audio")
-    output_table = "annotations"
 
     def __init__(self, resources: Resources | None = None):
         super().__init__(resources or Resources(num_cpus=0.25, batch_size=8))
@@ -57,17 +56,6 @@ class Levels(Analyzer):
                 "peak_dbfs": dbfs(float(np.max(np.abs(x))) ** 2), "loudness_lufs": lufs,
                 "clipping_ratio": float(np.mean(np.abs(x) >= self.CLIP_LEVEL)),
                 "spectral_flatness": spectral_flatness(x)}
-
-
-def spectral_flatness(x: np.ndarray, frame: int = 512) -> float | None:
-    """Median over frames of geometric / arithmetic mean of the power spectrum (Wiener entropy)."""
-    if len(x) < frame:
-        return None
-    frames = x[: len(x) // frame * frame].reshape(-1, frame) * np.hanning(frame)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1e-12
-    loud = power.sum(axis=1) > 1e-6 * power.sum(axis=1).max()
-    flatness = np.exp(np.log(power[loud]).mean(axis=1)) / power[loud].mean(axis=1)
-    return float(np.median(flatness))
 
 
 class Snr(Analyzer):

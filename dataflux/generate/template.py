@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-LANGUAGE_NAMES = {"en": "English", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian",
-                  "pt": "Portuguese", "nl": "Dutch", "ru": "Russian", "zh": "Chinese", "ja": "Japanese"}
+from dataflux.languages import LANGUAGE_NAMES
+
 
 # leaf name -> (question phrasings, answer(annotation) -> (correct, [distractors]) or None)
 Spec = tuple[list[str], Callable[[dict], tuple[str, list[str]] | None]]

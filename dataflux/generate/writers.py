@@ -6,17 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 
 from pydantic import BaseModel, Field
 
 from dataflux.generate.prompts import PROMPT_VERSION, writer_messages
 from dataflux.generate.template import SPECS, TEMPLATE_VERSION
+from dataflux.mcq import LETTERS, malformed
 from dataflux.stage import Resources, Result, Stage
-
-LETTERS = "ABCD"
-LEAKAGE = re.compile(r"\b(caption|description|described|transcript|according to the (text|data)|measured|tags?)\b",
-                     re.IGNORECASE)
 
 
 class WrittenQuestion(BaseModel):
@@ -39,25 +35,10 @@ def item_id(item: dict) -> str:
     return f"{item['clip_id']}|{item['leaf'].node_path}|r{item['round']}"
 
 
-def malformed(question: str, options: list[str]) -> str | None:
-    """Why a question is structurally unusable, or None."""
-    if not question.strip():
-        return "empty question"
-    if len(options) != 4 or any(not o.strip() for o in options):
-        return "needs four non-empty options"
-    if len({o.strip().lower() for o in options}) != 4:
-        return "options are not distinct"
-    leak = LEAKAGE.search(question + " " + " ".join(options))
-    if leak:
-        return f"leaks the source: {leak.group(0)!r}"
-    return None
-
-
 class Writer(Stage):
     name = "generate"
     version = "1"
     inputs = ("clip_id", "leaf", "annotation", "round")
-    output_table = "questions"
 
     def row(self, item: dict, index: int, question: str, options: list[str], model: str | None,
             prompt_version: str, raw_output: str, key: str | None = None) -> dict:

@@ -1,6 +1,6 @@
 import pytest
 
-from verifiers.parse import extract_letter, split_final_answer
+from dataflux.mcq import extract_letter, split_final_answer
 
 OPTIONS = ["A man's voice", "A woman's voice", "A young child's voice", "No voice can be heard"]
 

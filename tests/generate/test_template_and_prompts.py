@@ -4,7 +4,8 @@ import pytest
 
 from dataflux.generate.assign import assign_nodes
 from dataflux.generate.prompts import DATA_CLOSE, DATA_OPEN, writer_messages
-from dataflux.generate.writers import TemplateWriter, malformed, question_id
+from dataflux.generate.writers import TemplateWriter, question_id
+from dataflux.mcq import malformed
 from dataflux.taxonomy import load_taxonomy
 
 LEAVES = load_taxonomy()

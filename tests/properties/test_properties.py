@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from dataflux.audio import AudioError, decode
 from dataflux.generate.writers import question_id
+from dataflux.mcq import LETTERS, extract_letter
 from verifiers.filters import Balancer
-from verifiers.parse import LETTERS, extract_letter
 from verifiers.policy import Policy
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

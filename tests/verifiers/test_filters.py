@@ -8,7 +8,7 @@ from scipy.stats import chisquare
 
 from dataflux.stages.filter import FilterConfig, decide
 from verifiers.filters import Balancer, Deduplicator, letter_balance, relabel
-from verifiers.parse import extract_letter
+from dataflux.mcq import extract_letter
 
 GENDER = "speaker_traits > gender > perceived_gender > speaker_gender"
 OPTIONS = ["A man's voice", "A woman's voice", "A young child's voice", "No voice can be heard"]
