@@ -7,16 +7,17 @@
   counted as peaks of the voiced band envelope (De Jong & Wempe, 2009), SNR between VAD speech and
   non-speech frames, clipping as runs of samples stuck at the peak, speakers from pitch clusters.
 
-A stack returns what it can measure; a missing value makes its answerer abstain on that question.
+A stack returns what it can measure; a missing value makes its answerer abstain on that question. Neither
+runs the annotator's code: they share with it only the definitions of the units the tag bins are in
+(spectral flatness in `dataflux.audio`, syllables in `dataflux.syllables`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from dataflux.annotate.asr import count_syllables
-from dataflux.annotate.signal import spectral_flatness
-from dataflux.audio import TARGET_SR
+from dataflux.audio import TARGET_SR, spectral_flatness
+from dataflux.syllables import count_syllables
 
 STACKS = ("whisper", "signal")
 

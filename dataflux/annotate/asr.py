@@ -6,19 +6,18 @@ folder) and `transformers` (any transformers Whisper folder or hub id the user h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from dataflux.annotate import hallucination
 from dataflux.annotate.base import Analyzer, ModelLoadError
 from dataflux.audio import TARGET_SR
 from dataflux.models import whisper_model_path
+from dataflux.settings import Section
 from dataflux.stage import Resources
+from dataflux.syllables import count_syllables
 
 
-@dataclass(frozen=True)
-class AsrConfig:
+class AsrConfig(Section):
     model: str = "base"  # "base" / "tiny.en" (bundled), a CTranslate2 folder, or a transformers Whisper
     backend: str = "faster-whisper"  # or "transformers"
     compute_type: str = "int8"
@@ -121,15 +120,3 @@ class SpeakingRate(Analyzer):
             return {"num_words": len(words)}
         syllables = sum(count_syllables(w["word"]) for w in words)
         return {"speech_rate_wps": len(words) / span, "speech_rate_sps": syllables / span, "num_words": len(words)}
-
-
-def count_syllables(word: str) -> int:
-    """Vowel groups, a silent final 'e' dropped: an approximation that is good for English."""
-    import re
-
-    w = word.lower()
-    groups = re.findall(r"[aeiouyàâäéèêëîïôöùûüáíóúñ]+", w)
-    n = len(groups)
-    if n > 1 and w.endswith("e") and not w.endswith(("le", "ee")):
-        n -= 1
-    return max(1, n)
