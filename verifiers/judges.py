@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from dataflux.generate.prompts import DATA_CLOSE, DATA_OPEN, data_block
+from dataflux.clip_data import DATA_CLOSE, DATA_OPEN, data_block
 from dataflux.stage import Resources, Result, Stage
 from dataflux.mcq import LETTERS, format_options
 from verifiers.answerers import annotation_of, answers_of, leaf_of

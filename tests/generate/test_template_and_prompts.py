@@ -3,7 +3,8 @@ from collections import Counter
 import pytest
 
 from dataflux.generate.assign import assign_nodes
-from dataflux.generate.prompts import DATA_CLOSE, DATA_OPEN, writer_messages
+from dataflux.clip_data import DATA_CLOSE, DATA_OPEN
+from dataflux.generate.prompts import writer_messages
 from dataflux.generate.writers import TemplateWriter, question_id
 from dataflux.mcq import malformed
 from dataflux.taxonomy import load_taxonomy

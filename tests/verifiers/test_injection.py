@@ -3,7 +3,8 @@
 import json
 import re
 
-from dataflux.generate.prompts import DATA_CLOSE, DATA_OPEN, writer_messages
+from dataflux.clip_data import DATA_CLOSE, DATA_OPEN
+from dataflux.generate.prompts import writer_messages
 from dataflux.taxonomy import load_taxonomy
 from verifiers.answerers import answerer_messages
 from verifiers.judges import ANSWER_CLOSE, ANSWER_OPEN, judge_messages
