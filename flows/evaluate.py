@@ -11,8 +11,10 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
+from flows.results import SERIALIZER
 
-@task(name="evaluate", retries=1, retry_delay_seconds=10)
+
+@task(result_serializer=SERIALIZER, name="evaluate", retries=1, retry_delay_seconds=10)
 def evaluate_task(checkpoint: str, data: str, out_dir: str, eval_fraction: float, max_new_tokens: int | None) -> dict:
     from model.evaluate import DECODE, EvalConfig, evaluate
 
@@ -20,7 +22,7 @@ def evaluate_task(checkpoint: str, data: str, out_dir: str, eval_fraction: float
     return evaluate(checkpoint, data, out_dir, EvalConfig(max_new_tokens=caps, eval_fraction=eval_fraction))
 
 
-@task(name="compare-with-best")
+@task(result_serializer=SERIALIZER, name="compare-with-best")
 def compare_task(summary: dict, summary_path: str, best_file: str) -> dict:
     """B = this checkpoint against A = the best so far; a better (or first) checkpoint becomes the best."""
     from model.scoring import compare
@@ -37,7 +39,7 @@ def compare_task(summary: dict, summary_path: str, best_file: str) -> dict:
     return {**result, "best": json.loads(best.read_text())["checkpoint"]}
 
 
-@flow(name="eureka-evaluate", log_prints=True)
+@flow(result_serializer=SERIALIZER, name="eureka-evaluate", log_prints=True)
 def evaluate(checkpoint: str, run_dir: str | None = None, corpus_version: int | None = None,
              data: str | None = None, config: str = "examples/train-tiny.yaml", output_root: str | None = None,
              max_new_tokens: int | None = None) -> dict:

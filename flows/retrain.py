@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from prefect import flow
 
+
 from flows.evaluate import evaluate
+from flows.results import SERIALIZER
 from flows.train import train
 
 
-@flow(name="eureka-retrain", log_prints=True)
+@flow(result_serializer=SERIALIZER, name="eureka-retrain", log_prints=True)
 def retrain(run_dir: str, corpus_version: int | None = None, config: str = "examples/train-tiny.yaml",
             output_root: str | None = None, max_new_tokens: int | None = None) -> dict:
     trained = train(run_dir, corpus_version, config, output_root)

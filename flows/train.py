@@ -11,8 +11,10 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
+from flows.results import SERIALIZER
 
-@task(name="train", retries=1, retry_delay_seconds=10, timeout_seconds=6 * 3600)
+
+@task(result_serializer=SERIALIZER, name="train", retries=1, retry_delay_seconds=10, timeout_seconds=6 * 3600)
 def train_task(config: str, run_dir: str, corpus_version: int | None, output_dir: str) -> dict:
     from model.data import CorpusSpec
     from model.train import load_train_config, train
@@ -32,7 +34,7 @@ def model_dir(output_root: str, run_dir: str, corpus_version: int | None, config
     return str(Path(output_root).resolve() / f"{Path(run_dir).name}-v{corpus_version}-{digest}")
 
 
-@flow(name="eureka-train", log_prints=True)
+@flow(result_serializer=SERIALIZER, name="eureka-train", log_prints=True)
 def train(run_dir: str, corpus_version: int | None = None, config: str = "examples/train-tiny.yaml",
           output_root: str | None = None) -> dict:
     """Checkpoints go under `output_root` (default: the run folder's `models/`)."""
