@@ -11,28 +11,41 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
+from transformers import get_cosine_schedule_with_warmup
 
+from dataflux.settings import Overrides, Section, load, parse_assignments
 from model.data import CorpusSpec, Sample, length_grouped, mix, read_corpus
+from model.modeling import FREEZE_PRESETS
 from model.processing import IGNORE, SampleTooLong
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class LoraSettings(Section):
+    """LoRA on the language model (merged into the saved checkpoints)."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+class TrainConfig(Section):
     model: str = "tiny"  # tiny | full | a config JSON | an Eureka-Audio checkpoint folder
     whisper: str | None = None  # Whisper checkpoint folder for the encoder (with full/config models)
     qwen3: str | None = None  # Qwen3 checkpoint folder for the LM and the tokenizer
-    corpora: tuple = ()  # [{run_dir, version, ratio, system}]
+    corpora: tuple[CorpusSpec, ...] = ()  # [{run_dir, version, ratio, system}]
     output_dir: str = "runs/train"
-    freeze: str = "full"  # adapter-only (the paper's stage 1) | full (stage 2 and SFT)
-    lr: dict = field(default_factory=lambda: {"audio_tower": 2e-5, "adapter": 1e-3, "language_model": 1e-4})
+    freeze: Literal[FREEZE_PRESETS] = "full"  # adapter-only (the paper's stage 1) | full (stage 2 and SFT)
+    # per component; a component left out gets 1e-4
+    lr: dict[Literal["audio_tower", "adapter", "language_model"], float] = {
+        "audio_tower": 2e-5, "adapter": 1e-3, "language_model": 1e-4}
     weight_decay: float = 0.0
     warmup_steps: int = 10
     max_steps: int = 100
@@ -42,23 +55,19 @@ class TrainConfig:
     with_reasoning: bool = True
     eval_fraction: float = 0.1
     seed: int = 0
-    lora: dict = field(default_factory=dict)  # {r, alpha, dropout, target_modules}: LoRA on the LM
+    lora: LoraSettings | None = None  # none: no LoRA; `lora: {}` is LoRA with the defaults
     gradient_checkpointing: bool = False
     group_by_length: bool = True
     log_every: int = 1
     save_every: int = 0  # 0: only the final checkpoint
 
 
-def load_train_config(path: str | Path, **overrides) -> TrainConfig:
-    import yaml
-
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    unknown = set(data) - {f for f in TrainConfig.__dataclass_fields__}
-    if unknown:
-        raise ValueError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
-    data["corpora"] = tuple(data.get("corpora") or ())
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig(**data)
+def load_train_config(path: str | Path, overrides: Overrides = None, **values) -> TrainConfig:
+    """The training YAML with `key=value` overrides (as `dataflux.config.load_config`); `values` are
+    more overrides by keyword (None: left as the file has it)."""
+    merged = parse_assignments(overrides) if isinstance(overrides, list) else dict(overrides or {})
+    merged.update({k: v for k, v in values.items() if v is not None})
+    return load(TrainConfig, path, merged)
 
 
 def seed_everything(seed: int) -> None:
@@ -96,7 +105,7 @@ class Trainer:
         if config.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.model.to(self.device).train()
-        self.specs = corpora or [CorpusSpec(**c) for c in config.corpora]
+        self.specs = corpora or list(config.corpora)
         if not self.specs:
             raise ValueError("no corpora to train on: set `corpora: [{run_dir: ...}]` or pass --corpus")
         self.data = [read_corpus(s, "train", config.eval_fraction, config.with_reasoning) for s in self.specs]
@@ -106,21 +115,17 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             [{"params": p, "lr": config.lr.get(name, 1e-4), "name": name} for name, p in groups.items() if p],
             weight_decay=config.weight_decay)
-        warm, total = max(1, config.warmup_steps), max(1, config.max_steps)
-
-        def schedule(step):
-            return (step + 1) / warm if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        # transformers' warmup (step / warmup_steps, so the first step's rate is 0) then cosine to 0 at max_steps
+        self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, config.warmup_steps, max(1, config.max_steps))
         self.state = {"step": 0, "epoch": 0, "batch_index": 0, "skipped_too_long": 0, "samples_seen": 0}
         self.out = Path(config.output_dir)
         self.out.mkdir(parents=True, exist_ok=True)
 
-    def _add_lora(self, lora: dict) -> None:
+    def _add_lora(self, lora: LoraSettings) -> None:
         from peft import LoraConfig, get_peft_model
 
-        cfg = LoraConfig(r=lora.get("r", 8), lora_alpha=lora.get("alpha", 16), lora_dropout=lora.get("dropout", 0.0),
-                         target_modules=lora.get("target_modules", ["q_proj", "k_proj", "v_proj", "o_proj"]))
+        cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                         target_modules=list(lora.target_modules))
         self.model.language_model = get_peft_model(self.model.language_model, cfg)
 
     # Data --------------------------------------------------------------------------------------------
@@ -226,7 +231,7 @@ class Trainer:
         final = self.save(self.out / "final")
         summary = {"checkpoint": str(final), "steps": self.state["step"], "epochs": self.state["epoch"],
                    "samples_seen": self.state["samples_seen"], "skipped_too_long": self.state["skipped_too_long"],
-                   "corpora": [asdict(s) for s in self.specs], "config": asdict(self.cfg)}
+                   "corpora": [asdict(s) for s in self.specs], "config": self.cfg.model_dump(mode="json")}
         (self.out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str))
         return summary
 
@@ -242,7 +247,7 @@ class Trainer:
         self.processor.save_pretrained(folder)
         torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(), "rng": rng_state(), "state": dict(self.state),
-                    "config": asdict(self.cfg)}, folder / "training_state.pt")
+                    "config": self.cfg.model_dump(mode="json")}, folder / "training_state.pt")
         return folder
 
     def resume(self, folder: str | Path) -> None:
