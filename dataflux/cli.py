@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError, KeyError, RunFolderBusy) as e:  # bad paths, configs, names: no traceback
-        print(f"dataflux: error: {e}", file=sys.stderr)
+        _error(e.args[0] if isinstance(e, KeyError) and e.args else e)  # str(KeyError) would add quotes
         return EXIT_BAD_ARGS
     except StorageError as e:  # disk full, read-only or unwritable run folder: nothing half-written
         print(f"dataflux: error: {e}", file=sys.stderr)
@@ -31,14 +31,33 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STORAGE
 
 
+def _error(message) -> None:
+    """One line on stderr: a multi-line message (a config's list of problems) is joined with '; '."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    print(f"dataflux: error: {'; '.join(lines)}", file=sys.stderr)
+
+
+class BadArgument(ValueError):
+    """A command-line value that cannot work, caught before any work starts; the message names the argument."""
+
+    def __init__(self, argument: str, problem: str):
+        super().__init__(f"argument {argument}: {problem}")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints the whole usage first; one line is easier to read and grep
+        self.exit(EXIT_BAD_ARGS, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dataflux", description="Turn raw audio into verified instruction data.")
+    p = _Parser(prog="dataflux", description="Turn raw audio into verified instruction data.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     ingest = sub.add_parser("ingest", help="decode, validate and store a source's audio as clips")
     ingest.add_argument("source", help="a directory, a manifest (.csv/.jsonl/.parquet) or an fsspec URL")
     ingest.add_argument("--out", required=True, help="run folder (local path or object-store URL)")
     ingest.add_argument("--config", help="YAML config (its ingest section applies)")
+    _set_arg(ingest)
     _runner_args(ingest)
     ingest.set_defaults(func=cmd_ingest)
 
@@ -47,8 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--source", help="overrides the config's source")
     run.add_argument("--out", help="overrides the config's run folder")
     run.add_argument("--until", help="last stage to run (default: all)")
+    _set_arg(run)
     _runner_args(run)
     run.set_defaults(func=cmd_run)
+
+    config = sub.add_parser("config", help="the pipeline config's JSON schema")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    config_sub.add_parser("schema", help="print the JSON schema of a pipeline config file "
+                                         "(docs/config.schema.json)").set_defaults(func=cmd_config_schema)
 
     tables = sub.add_parser("tables", help="inspect the tables of a run folder")
     tables.add_argument("action", choices=["list", "show", "history"])
@@ -89,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="output folder (overrides output_dir)")
     train.add_argument("--max-steps", type=int)
     train.add_argument("--resume", help="a checkpoint folder to resume from")
+    _set_arg(train)
     train.set_defaults(func=cmd_train)
     evaluate = sub.add_parser("evaluate", help="evaluate a checkpoint; writes predictions, scores, summary, report")
     evaluate.add_argument("--checkpoint", required=True, help="an Eureka-Audio checkpoint folder")
@@ -110,6 +136,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _set_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (the value is YAML), e.g. verify.batch_size=8; repeatable")
+
+
+def _overrides(args, **flags) -> dict:
+    """`--set` values, then the dedicated flags given (they win): one path into the config loader."""
+    from dataflux.settings import parse_assignments
+
+    return {**parse_assignments(args.set), **{k: v for k, v in flags.items() if v is not None}}
+
+
+def cmd_config_schema(args) -> int:
+    from dataflux.config import schema
+
+    print(json.dumps(schema(), indent=2))
+    return 0
+
+
 def _runner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runner", choices=["local", "ray"], help="where stages run (default: local)")
     p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start one locally)")
@@ -118,25 +163,40 @@ def _runner_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_ingest(args) -> int:
+    _check_run_args(args)
     from dataflux.config import load_config
-    from dataflux.pipeline import with_overrides
 
-    config = with_overrides(load_config(args.config), source=args.source, out=args.out, runner=args.runner,
-                            ray_address=args.ray_address)
+    config = load_config(args.config, _overrides(args, source=args.source, out=args.out, runner=args.runner,
+                                                 ray_address=args.ray_address))
     return _run(config, "ingest", args, command="ingest")
 
 
 def cmd_run(args) -> int:
+    _check_run_args(args)
     from dataflux.config import load_config
-    from dataflux.pipeline import with_overrides
 
-    config = with_overrides(load_config(args.config), source=args.source, out=args.out, runner=args.runner,
-                            ray_address=args.ray_address)
+    config = load_config(args.config, _overrides(args, source=args.source, out=args.out, runner=args.runner,
+                                                 ray_address=args.ray_address))
     return _run(config, args.until, args, command="run")
+
+
+def _check_run_args(args) -> None:
+    from dataflux.pipeline import STAGES
+
+    _existing("--config", args.config)
+    if getattr(args, "until", None) and args.until not in STAGES:
+        raise BadArgument("--until", f"unknown stage {args.until!r}; stages are {', '.join(STAGES)}")
+    _existing("SOURCE" if args.command == "ingest" else "--source", args.source, "path")
+    if args.out and "://" not in args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise BadArgument("--out", f"{args.out} is a file, not a run folder")
 
 
 def cmd_server(args) -> int:
     import time
+
+    _in_range("--port", args.port, 1, 65535)
+    if not args.pool.strip():
+        raise BadArgument("--pool", "must not be empty")
 
     from flows.server import LocalPrefect
 
@@ -154,27 +214,41 @@ def cmd_server(args) -> int:
 
 
 def cmd_deploy(args) -> int:
+    import yaml
+
     from flows.deploy import ROOT, deploy
 
-    for d in deploy(Path(args.prefect_file) if args.prefect_file else ROOT / "prefect.yaml", args.only):
+    prefect_file = Path(args.prefect_file) if args.prefect_file else ROOT / "prefect.yaml"
+    _existing("--prefect-file", str(prefect_file))
+    try:
+        declared = [d["name"] for d in (yaml.safe_load(prefect_file.read_text()) or {}).get("deployments") or []]
+    except (yaml.YAMLError, AttributeError, TypeError, KeyError):
+        declared = []
+    if not declared:
+        raise BadArgument("--prefect-file", f"{prefect_file} is not a prefect.yaml with a `deployments` list")
+    unknown = sorted(set(args.only or ()) - set(declared))
+    if unknown:
+        raise BadArgument("--only", f"unknown deployment(s) {', '.join(unknown)}; {prefect_file} declares "
+                                    f"{', '.join(declared)}")
+    for d in deploy(prefect_file, args.only):
         print(f"deployed {d['name']} ({d['id']}): {d['schedules']} schedule(s), {d['triggers']} trigger(s)")
     return 0
 
 
 def corpus_specs(values: list[str] | None):
-    from model.data import CorpusSpec
-
-    specs = []
-    for value in values or []:
-        run_dir, _, version = value.partition("@")
-        specs.append(CorpusSpec(run_dir, int(version) if version else None))
-    return specs or None
+    return [_corpus_spec("--corpus", value) for value in values or []] or None
 
 
 def cmd_train(args) -> int:
     from model.train import load_train_config, train
 
-    config = load_train_config(args.config, output_dir=args.out, max_steps=args.max_steps)
+    _existing("--config", args.config)
+    _in_range("--max-steps", args.max_steps, 1)
+    _existing("--resume", args.resume, "folder")
+    if args.resume and not (Path(args.resume) / "training_state.pt").is_file():
+        raise BadArgument("--resume", f"{args.resume} has no training_state.pt (not a checkpoint-N folder of a run)")
+
+    config = load_train_config(args.config, _overrides(args, output_dir=args.out, max_steps=args.max_steps))
     summary = train(config, corpus_specs(args.corpus), args.resume)
     print(f"trained {summary['steps']} steps ({summary['samples_seen']} samples, {summary['skipped_too_long']} "
           f"skipped as too long); checkpoint: {summary['checkpoint']}")
@@ -182,7 +256,22 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from model.build import is_checkpoint
     from model.evaluate import DECODE, EvalConfig, evaluate
+
+    _in_range("--eval-fraction", args.eval_fraction, 0, 1, exclusive=True)
+    _in_range("--max-new-tokens", args.max_new_tokens, 1)
+    if args.score_only:
+        _existing("--out", str(Path(args.out) / "predictions.jsonl"))  # --score-only re-scores what is there
+    else:
+        _existing("--checkpoint", args.checkpoint, "folder")
+        if not is_checkpoint(args.checkpoint):
+            raise BadArgument("--checkpoint", f"{args.checkpoint} is not an Eureka-Audio checkpoint folder "
+                                              "(no config.json with model_type eureka_audio)")
+    if Path(args.data).suffix in (".jsonl", ".parquet"):
+        _existing("--data", args.data)
+    else:
+        _corpus_spec("--data", args.data)
 
     caps = {task: args.max_new_tokens for task in DECODE} if args.max_new_tokens else {}
     summary = evaluate(args.checkpoint, args.data, args.out, EvalConfig(max_new_tokens=caps,
@@ -196,7 +285,7 @@ def cmd_evaluate(args) -> int:
 def cmd_compare(args) -> int:
     from model.scoring import compare
 
-    result = compare(json.loads(Path(args.a).read_text()), json.loads(Path(args.b).read_text()))
+    result = compare(_summary_file("A", args.a), _summary_file("B", args.b))
     for row in result["metrics"]:
         print(f"{row['metric']}: {row['a']} -> {row['b']} ({row['delta']:+}) {'better' if row['b_better'] else 'tie' if row['tie'] else 'worse'}")
     print(f"verdict: B is {result['verdict']} (decided by {result['decided_by']})")
@@ -206,7 +295,11 @@ def cmd_compare(args) -> int:
 def cmd_model_info(args) -> int:
     from model.info import describe, load_config, parameter_counts
 
-    print(describe(parameter_counts(load_config(args.config))))
+    try:
+        config = load_config(args.config)
+    except FileNotFoundError as e:
+        raise BadArgument("CONFIG", str(e)) from None
+    print(describe(parameter_counts(config)))
     return 0
 
 
@@ -214,7 +307,7 @@ def _run(config, until, args, command: str) -> int:
     from dataflux.pipeline import run_pipeline
 
     if config.source and "://" not in config.source and not Path(config.source).exists():
-        raise FileNotFoundError(f"source {config.source} does not exist")
+        raise BadArgument("--config", f"its source {config.source} does not exist")
     info = run_pipeline(config, until=until, command=command,
                         progress=None if args.no_progress else _progress_bars)
     stages = info["invocations"][-1]["stages"]
@@ -253,16 +346,14 @@ def _progress_bars(stage: str):
 
 
 def cmd_tables(args) -> int:
-
+    _in_range("--limit", args.limit, 0)
     run = _existing_run(args.run_dir)
     if args.action == "list":
         for name in run.tables():
             t = run.table(name)
             print(f"{name}\tversion {t.version()}\t{t.num_rows()} rows")
         return 0
-    table = run.table(args.table)
-    if not table.exists():
-        raise FileNotFoundError(f"table {args.table!r} does not exist in {run.uri}")
+    table = _existing_table("--table", run, args.table, args.version)
     if args.action == "history":
         for h in table.history():
             print(json.dumps(h, sort_keys=True))
@@ -278,7 +369,11 @@ def cmd_tables(args) -> int:
 def cmd_export(args) -> int:
     from storage.export import export_table
 
-    info = export_table(_existing_run(args.run_dir), args.table, args.out, args.format, args.version)
+    run = _existing_run(args.run_dir)
+    _existing_table("--table", run, args.table, args.version)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise BadArgument("--out", f"{args.out} is a file, not a folder")
+    info = export_table(run, args.table, args.out, args.format, args.version)
     print(f"exported {info['rows']} rows of {info['table']} version {info['version']} as {info['format']} "
           f"to {args.out}")
     return 0
@@ -289,6 +384,9 @@ def cmd_llm_serve(args) -> int:
 
     from dataflux.llm.server import MODEL_ALIAS, LocalLLMServer
 
+    _in_range("--port", args.port, 1, 65535)
+    _in_range("--threads", args.threads, 1)
+    _existing("--model", args.model)
     with LocalLLMServer(args.model, args.port, threads=args.threads) as server:
         print(f"serving {MODEL_ALIAS} at {server.base_url} (log: {server.log_path}); Ctrl-C stops it", flush=True)
         try:
@@ -299,12 +397,75 @@ def cmd_llm_serve(args) -> int:
     return 0
 
 
-def _existing_run(run_dir: str):
+def _existing_run(run_dir: str, argument: str = "RUN_DIR"):
     from storage.run_folder import RunFolder
 
     if "://" not in run_dir and not Path(run_dir).is_dir():
-        raise FileNotFoundError(f"run folder {run_dir} does not exist")
+        raise BadArgument(argument, f"run folder {run_dir} does not exist")
     return RunFolder(run_dir)
+
+
+# Checks run before any work starts, so that a bad value costs nothing and says which argument it was.
+
+def _existing(argument: str, path: str | None, kind: str = "file") -> None:
+    """`kind`: file, folder or path (either). URLs are left to the reader that opens them."""
+    if path is None or "://" in str(path):
+        return
+    p = Path(path)
+    if not p.exists():
+        raise BadArgument(argument, f"{kind} {path} does not exist")
+    if kind != "path" and not (p.is_file() if kind == "file" else p.is_dir()):
+        raise BadArgument(argument, f"{path} is not a {kind}")
+
+
+def _in_range(argument: str, value, low=None, high=None, exclusive: bool = False) -> None:
+    if value is None:
+        return
+    below = low is not None and (value <= low if exclusive else value < low)
+    above = high is not None and (value >= high if exclusive else value > high)
+    if below or above:
+        bounds = f"({low}, {high})" if exclusive else f"{low}..{high}" if high is not None else f">= {low}"
+        raise BadArgument(argument, f"must be {'in ' if high is not None else ''}{bounds}, not {value}")
+
+
+def _existing_table(argument: str, run, name: str, version: int | None = None):
+    """The run folder's table `name`, which must exist and have `version` (when given)."""
+    try:
+        table = run.table(name)
+    except KeyError as e:
+        raise BadArgument(argument, e.args[0]) from None
+    if not table.exists():
+        raise BadArgument(argument, f"table {name!r} does not exist in {run.uri} (it has: "
+                                    f"{', '.join(run.tables()) or 'no tables'})")
+    latest = table.version()
+    if version is not None and not 0 <= version <= latest:
+        raise BadArgument("--version" if argument == "--table" else argument,
+                          f"table {name!r} has versions 0..{latest}, not {version}")
+    return table
+
+
+def _corpus_spec(argument: str, value: str):
+    """`RUN_DIR[@VERSION]`: a run folder with a corpus table that has that version."""
+    from model.data import CorpusSpec
+
+    run_dir, at, version = value.partition("@")
+    if at and not version.isdigit():
+        raise BadArgument(argument, f"{value}: the version after @ must be a number >= 0")
+    version = int(version) if at else None
+    _existing_table(argument, _existing_run(run_dir, argument), "corpus", version)
+    return CorpusSpec(run_dir, version)
+
+
+def _summary_file(argument: str, path: str) -> dict:
+    """An evaluation's summary.json."""
+    _existing(argument, path)
+    try:
+        summary = json.loads(Path(path).read_text())
+    except ValueError as e:
+        raise BadArgument(argument, f"{path} is not JSON ({e})") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
+        raise BadArgument(argument, f"{path} is not an evaluation summary (no `metrics`)")
+    return summary
 
 
 if __name__ == "__main__":

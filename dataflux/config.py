@@ -1,85 +1,57 @@
-"""Run configuration: a YAML file mapped onto dataclasses; unknown keys are errors, not surprises."""
+"""The pipeline's run configuration: typed sections (each declared beside the stage that reads it),
+read from YAML with `section.key=value` overrides by the one loader in `dataflux.settings`."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-import yaml
-
-from dataflux.annotate.asr import AsrConfig
-from dataflux.annotate.caption import CaptionConfig
-from dataflux.annotate.tags import TagThresholds
-from dataflux.audio import Limits
+from dataflux.settings import ConfigError, Overrides, Section, load
 from dataflux.stages.annotate import AnnotateConfig
 from dataflux.stages.filter import FilterConfig
-from dataflux.stages.generate import GenerateConfig
+from dataflux.stages.generate import AnyGenerateConfig, GenerateConfig
 from dataflux.stages.ingest import IngestConfig
 from dataflux.stages.verify import VerifyConfig
-from verifiers.policy import Policy
+
+__all__ = ["ConfigError", "RunConfig", "load_config", "schema"]
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    source: str | None = None
-    out: str | None = None
-    runner: str = "local"
+class RunConfig(Section):
+    source: str | None = None  # a directory, a manifest or an fsspec URL; relative to the config file
+    out: str | None = None  # the run folder; relative to where dataflux runs
+    runner: Literal["local", "ray"] = "local"
     ray_address: str | None = None
-    ingest: IngestConfig = field(default_factory=IngestConfig)
-    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
-    generate: GenerateConfig = field(default_factory=GenerateConfig)
-    verify: VerifyConfig = field(default_factory=VerifyConfig)
-    filter: FilterConfig = field(default_factory=FilterConfig)
+    ingest: IngestConfig = IngestConfig()
+    annotate: AnnotateConfig = AnnotateConfig()
+    generate: AnyGenerateConfig = GenerateConfig()
+    verify: VerifyConfig = VerifyConfig()
+    filter: FilterConfig = FilterConfig()
 
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return self.model_dump(mode="json")
 
     def hash(self) -> str:
         """What the data depends on: everything but where the run folder is."""
-        settings = {k: v for k, v in self.as_dict().items() if k != "out"}
+        settings = self.model_dump(mode="json", exclude={"out"})
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class ConfigError(ValueError):
-    pass
+def load_config(path: str | Path | None, overrides: Overrides = None) -> RunConfig:
+    """Read a YAML config (none: the defaults) with `section.key=value` overrides (a list of strings,
+    values parsed as YAML, or a dict of dotted keys). `source` in the file is relative to the file; an
+    overriding `source`, like `out`, is relative to the current directory."""
+    return load(RunConfig, path, overrides, prepare=_source_beside_file)
 
 
-def load_config(path: str | Path | None) -> RunConfig:
-    """Read a YAML config; `source` is resolved relative to the file, `out` relative to the CWD."""
-    if path is None:
-        return RunConfig()
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
-    config = _build(RunConfig, data, str(path))
-    if config.source and "://" not in config.source and not Path(config.source).is_absolute():
-        config = dataclasses.replace(config, source=str((path.parent / config.source).resolve()))
-    return config
+def schema() -> dict:
+    """The JSON schema of a pipeline config file (docs/config.schema.json)."""
+    return RunConfig.model_json_schema()
 
 
-_NESTED = {"ingest": IngestConfig, "limits": Limits, "annotate": AnnotateConfig, "asr": AsrConfig,
-           "caption": CaptionConfig, "tags": TagThresholds, "generate": GenerateConfig,
-           "verify": VerifyConfig, "filter": FilterConfig, "policy": Policy}
-
-
-def _build(cls, data: dict, where: str):
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(names))}")
-    values = {}
-    for key, value in data.items():
-        if key in _NESTED:
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}.{key} must be a mapping")
-            value = _build(_NESTED[key], value, f"{where}.{key}")
-        elif isinstance(value, list):
-            value = tuple(value)  # thresholds are (low, high) pairs
-        values[key] = value
-    return cls(**values)
+def _source_beside_file(data: dict, path: Path) -> dict:
+    source = data.get("source")
+    if isinstance(source, str) and "://" not in source and not Path(source).is_absolute():
+        data = {**data, "source": str((path.parent / source).resolve())}
+    return data

@@ -19,10 +19,10 @@ def endpoints(config, stage: str | None = None) -> list[dict]:
     if stage in (None, "generate") and config.generate.writer in ("openai", "local"):
         found.append(config.generate.endpoint)
     if stage in (None, "verify"):
-        found += [a.get("endpoint") or {} for a in config.verify.answerers if a.get("backend") == "openai"]
-        if config.verify.judge.get("backend") in ("openai", "local"):
-            found.append(config.verify.judge.get("endpoint") or {})
-    return [e for e in found if e.get("base_url")]
+        found += [a.endpoint for a in config.verify.answerers if a.backend == "openai"]
+        if config.verify.judge.backend in ("openai", "local"):
+            found.append(config.verify.judge.endpoint)
+    return [e.model_dump() for e in found if e.base_url]
 
 
 @contextmanager

@@ -15,13 +15,12 @@ The default, and why:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataflux.settings import Section
 
 FIXABLE = ("malformed_question", "leakage", "duplicate", "ambiguous")
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(Section):
     keep_consistency: tuple[str, ...] = ("STRONG_MATCH", "WEAK_MATCH")
     obey_judge_discard: bool = True
     discard_split: bool = True

@@ -16,15 +16,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from dataflux.annotate.base import Analyzer
+from dataflux.settings import Section
 
 
-@dataclass(frozen=True)
-class TagThresholds:
+class TagThresholds(Section):
     pitch_male_hz: tuple[float, float] = (95.0, 135.0)  # low below, high above
     pitch_female_hz: tuple[float, float] = (180.0, 240.0)
     rate_sps: tuple[float, float] = (3.5, 6.5)

@@ -19,23 +19,25 @@ import json
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, model_validator
 
 from dataflux.llm import secrets
 from dataflux.llm.cache import RequestCache, request_key
 from dataflux.llm.limits import EndpointLimiter
+from dataflux.settings import Section
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(Section):
+    """An endpoint as config declares it (`generate.endpoint`, an answerer's or the judge's `endpoint`)."""
+
     base_url: str
     model: str
     api_key_env: str | None = None  # environment variable holding the key; never the key itself
-    flavor: str = "openai"  # "openai" (json_schema response format) or "llama.cpp" (json_object + schema)
+    flavor: Literal["openai", "llama.cpp"] = "openai"  # "openai" (json_schema response format) or "llama.cpp" (json_object + schema)
     concurrency: int = 8
     rpm: float | None = None
     tpm: float | None = None
@@ -46,6 +48,22 @@ class Endpoint:
     backoff_max_s: float = 30.0
     price_in_per_1k: float = 0.0  # for the cost report
     price_out_per_1k: float = 0.0
+    name: str | None = None  # names the endpoint's shared Prefect quota (flows/quotas.py); the host by default
+    shared_limit: int | None = None  # that quota's slots across flow runs; `concurrency` by default
+
+
+class LocalEndpoint(Endpoint):
+    """The embedded llama.cpp server's settings: unset, a server is started for the stage; with a
+    `base_url` (and `model`), an already running server is used."""
+
+    base_url: str | None = None
+    model: str | None = None
+
+    @model_validator(mode="after")
+    def _model_with_url(self) -> "LocalEndpoint":
+        if self.base_url and not self.model:
+            raise ValueError("a local endpoint with a base_url needs its model name too")
+        return self
 
 
 @dataclass

@@ -8,8 +8,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 
+from dataflux.llm.client import Endpoint, LocalEndpoint
 from dataflux.models import cache_dir, package_dir
 
 MODEL_ALIAS = "smollm2-135m-instruct"
@@ -92,3 +94,15 @@ class LocalLLMServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def endpoint_for(stack: ExitStack, declared: Endpoint) -> Endpoint:
+    """The endpoint a stage calls: a declared one as it is; a `LocalEndpoint` without a `base_url` is
+    the embedded server, started now and stopped when `stack` closes, with the declared settings on top."""
+    if not isinstance(declared, LocalEndpoint):
+        return declared
+    if declared.base_url:
+        return Endpoint(**declared.model_dump())
+    server = stack.enter_context(LocalLLMServer())
+    return Endpoint(**{"base_url": server.base_url, "model": MODEL_ALIAS, "flavor": "llama.cpp", "concurrency": 2,
+                       **declared.model_dump(exclude_unset=True)})

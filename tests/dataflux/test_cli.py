@@ -29,7 +29,7 @@ def test_bad_arguments_give_clear_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("ingest: {batch_sise: 3}\n")
     r = dataflux("run", "--config", bad, "--source", DEMO_AUDIO, "--out", tmp_path / "r")
-    assert r.returncode == 2 and "unknown key(s) batch_sise" in r.stderr
+    assert r.returncode == 2 and f"{bad}: ingest.batch_sise: unknown key" in r.stderr
     r = dataflux("run", "--config", ROOT / "examples" / "demo.yaml", "--until", "train", "--out", tmp_path / "r")
     assert r.returncode == 2 and "unknown stage 'train'" in r.stderr
     r = dataflux("tables", "list", tmp_path / "no_run")

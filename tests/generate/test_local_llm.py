@@ -7,7 +7,7 @@ pytest.importorskip("llama_cpp")
 from dataflux.generate.writers import WriterOutput  # noqa: E402
 from dataflux.llm.client import Endpoint, LLMClient, run_all  # noqa: E402
 from dataflux.llm.server import MODEL_ALIAS  # noqa: E402
-from dataflux.stages.generate import GenerateConfig, run_generate  # noqa: E402
+from dataflux.stages.generate import LocalWriterConfig, run_generate  # noqa: E402
 from dataflux.taxonomy import load_taxonomy  # noqa: E402
 from dataflux.generate.prompts import writer_messages  # noqa: E402
 from storage.run_folder import RunFolder  # noqa: E402
@@ -39,9 +39,9 @@ def test_generate_with_the_local_writer_accounts_for_every_item_and_reruns_from_
     rows = [{**{f.name: None for f in ANNOTATIONS}, **ANNOTATION, "clip_id": f"clp_{i}", "producer": "test"}
             for i in range(2)]
     run.write("annotations", rows)
-    config = GenerateConfig(writer="local", questions_per_node=2, max_nodes_per_clip=2,
-                            endpoint={"base_url": server.base_url, "model": MODEL_ALIAS, "flavor": "llama.cpp",
-                                      "max_retries": 1})
+    config = LocalWriterConfig(questions_per_node=2, max_nodes_per_clip=2,
+                               endpoint={"base_url": server.base_url, "model": MODEL_ALIAS, "flavor": "llama.cpp",
+                                         "max_retries": 1})
     stats = run_generate(run, config)
     assert stats.rows_in == 4
     questions = run.table("questions").read().to_pylist()

@@ -2,7 +2,6 @@
 evaluation writes its report and resumes; the eureka answerer marks hard examples."""
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -49,13 +48,13 @@ def test_training_loss_falls_with_a_fixed_seed(trained, capsys):
 
 def test_resuming_continues_the_same_loss_curve(trained, corpus, tmp_path):
     _, out, config = trained
-    resumed = replace(config, output_dir=str(tmp_path))
+    resumed = config.model_copy(update=dict(output_dir=str(tmp_path)))
     train(resumed, corpus, resume_from=str(out / "checkpoint-20"))
     assert np.allclose(losses(tmp_path), losses(out)[20:], rtol=1e-4, atol=1e-5)
 
 
 def test_accumulated_micro_batches_give_the_full_batch_gradient(corpus, tmp_path):
-    config = replace(load_train_config(CONFIG, output_dir=str(tmp_path)), lr={}, batch_size=4)
+    config = load_train_config(CONFIG, output_dir=str(tmp_path)).model_copy(update=dict(lr={}, batch_size=4))
     trainer = Trainer(config, corpus)
     trainer.model.config.router_aux_loss_coef = trainer.model.config.router_z_loss_coef = 0.0
     for group in trainer.optimizer.param_groups:
@@ -78,10 +77,10 @@ def test_too_long_samples_are_skipped_and_counted(corpus, tmp_path):
     ends = sorted(trainer.processor.encode(s.prompt, s.audio, s.target, s.system)["input_ids"].index(end)
                   for s in trainer.data[0])
     median = ends[len(ends) // 2]  # about half the samples' audio would be cut: those are skipped
-    summary = train(replace(config, max_length=median + 80), corpus)  # room for some of the answer
+    summary = train(config.model_copy(update=dict(max_length=median + 80)), corpus)  # room for some of the answer
     assert summary["skipped_too_long"] > 0 and summary["steps"] == 2
     with pytest.raises(ValueError, match="no sample fits max_length=40"):
-        train(replace(config, max_length=40, output_dir=str(tmp_path / "none")), corpus)
+        train(config.model_copy(update=dict(max_length=40, output_dir=str(tmp_path / "none"))), corpus)
 
 
 def test_evaluation_writes_its_report_resumes_and_rescores(trained, demo_published, tmp_path):

@@ -5,7 +5,7 @@ because a real model cannot be made to write malformed questions on demand."""
 import json
 
 from dataflux.pipeline import closed_loop
-from dataflux.stages.generate import GenerateConfig, run_generate
+from dataflux.stages.generate import OpenAIWriterConfig, run_generate
 from storage.run_folder import RunFolder
 from storage.schemas import ANNOTATIONS
 from tests.openai_double import OpenAIDouble, completion
@@ -34,8 +34,8 @@ def setup_run(tmp_path) -> RunFolder:
 
 
 def loop(run, double, rounds=2):
-    config = GenerateConfig(writer="openai", questions_per_node=1, max_nodes_per_clip=1,
-                            endpoint={"base_url": double.base_url, "model": "w", "max_retries": 0})
+    config = OpenAIWriterConfig(questions_per_node=1, max_nodes_per_clip=1,
+                                endpoint={"base_url": double.base_url, "model": "w", "max_retries": 0})
     stats = {}
     passes = closed_loop({"generate": lambda: run_generate(run, config, max_rounds=rounds)}, rounds, stats)
     return passes, stats
