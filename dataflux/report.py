@@ -69,7 +69,7 @@ def summarize(run: RunFolder, corpus_version: int | None = None) -> dict:
         rounds[v["round"]]["verified"] += 1
     for k in kept:
         rounds[k["round"]]["kept"] += 1
-    for r, row in rounds.items():
+    for row in rounds.values():
         row["yield"] = round(row["kept"] / row["questions"], 4) if row["questions"] else None
     pairs = [(v["answers"][0]["letter"], v["answers"][1]["letter"]) for v in verdicts
              if len(v["answers"]) >= 2 and v["answers"][0]["letter"] and v["answers"][1]["letter"]]

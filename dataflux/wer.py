@@ -45,7 +45,8 @@ def word_errors(reference: str, hypothesis: str, language: str | None = "en") ->
 def char_errors(reference: str, hypothesis: str, language: str) -> WerCounts:
     """Characters instead of words, white space ignored."""
     norm = normalizer(language)
-    return _counts([c for c in norm(reference) if not c.isspace()], [c for c in norm(hypothesis or "") if not c.isspace()])
+    ref, hyp = norm(reference), norm(hypothesis or "")
+    return _counts([c for c in ref if not c.isspace()], [c for c in hyp if not c.isspace()])
 
 
 def errors(reference: str, hypothesis: str, language: str | None = "en") -> WerCounts:

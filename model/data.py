@@ -56,7 +56,8 @@ def read_corpus(spec: CorpusSpec, split: str, eval_fraction: float, with_reasoni
     table = RunFolder(spec.run_dir).table("corpus")
     files = table.files(spec.version)
     if not files:
-        raise FileNotFoundError(f"{spec.run_dir} has no corpus{'' if spec.version is None else f' version {spec.version}'}")
+        which = "" if spec.version is None else f" version {spec.version}"
+        raise FileNotFoundError(f"{spec.run_dir} has no corpus{which}")
     rows = datasets.load_dataset("parquet", data_files=files, split="train")
     out = []
     for row in rows.sort("question_id"):

@@ -117,7 +117,8 @@ def report(summary: dict) -> str:
     m = summary["metrics"]
     if "mcq" in m:
         lines += [f"## Multiple choice: accuracy {m['mcq']['accuracy']:.1%} of {m['mcq']['n']} "
-                  f"({m['mcq']['unparsed']} unparsed, counted wrong)", "", "| category | accuracy | n |", "|---|---:|---:|",
+                  f"({m['mcq']['unparsed']} unparsed, counted wrong)", "",
+                  "| category | accuracy | n |", "|---|---:|---:|",
                   *[f"| {k} | {v['accuracy']:.1%} | {v['n']} |" for k, v in m["mcq"]["per_category"].items()], ""]
     if "asr" in m:
         a = m["asr"]
