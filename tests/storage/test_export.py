@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from dataflux.audio import decode_flac
 from dataflux.runners import LocalRunner
 from dataflux.stages.ingest import run_ingest
 from storage.export import export_swift, export_table, with_audio
@@ -25,14 +26,15 @@ def test_hf_export_loads_with_datasets_and_decodes_audio(demo_run, tmp_path):
     clips = demo_run.table("clips").read()
     assert ds.num_rows == clips.num_rows
     assert isinstance(ds.features["audio"], datasets.Audio)
-    row = ds[0]
-    decoded = row["audio"]
-    samples = decoded["array"] if isinstance(decoded, dict) else decoded.get_all_samples().data.numpy()[0]
-    rate = decoded["sampling_rate"] if isinstance(decoded, dict) else decoded.get_all_samples().sample_rate
-    assert rate == 16000
-    expected = clips.filter(clips["clip_id"].to_numpy() == row["clip_id"]).to_pylist()[0]
-    assert len(samples) == expected["num_samples"]
-    assert np.max(np.abs(samples)) > 0.001
+    stored = dict(zip(clips["clip_id"].to_pylist(), clips["audio"].to_pylist()))
+    assert sorted(ds["clip_id"]) == sorted(stored)
+    for row in ds:  # every clip decodes, through datasets, to exactly the samples of its stored FLAC
+        decoded = row["audio"]
+        samples = decoded["array"] if isinstance(decoded, dict) else decoded.get_all_samples().data.numpy()[0]
+        rate = decoded["sampling_rate"] if isinstance(decoded, dict) else decoded.get_all_samples().sample_rate
+        want, want_rate = decode_flac(stored[row["clip_id"]])
+        assert rate == want_rate == 16000
+        np.testing.assert_array_equal(np.asarray(samples, dtype=np.float32), want, err_msg=row["clip_id"])
 
 
 def test_swift_export_writes_messages_and_audio(demo_run, tmp_path):
