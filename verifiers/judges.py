@@ -17,7 +17,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from dataflux.clip_data import DATA_CLOSE, DATA_OPEN, data_block
+from dataflux.llm.stage import UsesEndpoint
 from dataflux.stage import Resources, Result, Stage
+from dataflux.taxonomy import domain_rules as taxonomy_rules
 from dataflux.mcq import LETTERS, format_options
 from verifiers.answerers import annotation_of, answers_of, leaf_of
 from verifiers.labels import label_from_tags, option_for
@@ -46,8 +48,9 @@ def truth_letter(item: dict) -> tuple[str | None, str]:
 
 def rules_verdict(item: dict) -> Verdict:
     """Consensus: both answered the same letter. Against the truth: both right = STRONG_MATCH and a TIE,
-    one right = WEAK_MATCH and that one wins, none right = CONFLICT; both abstaining = no winner. Without a truth (a node the tags do
-    not ground), agreement is a WEAK_MATCH TIE, anything else NONE. Keep when there is a winner."""
+    one right = WEAK_MATCH and that one wins, none right = CONFLICT; both abstaining = no winner. Without
+    a truth (a node the tags do not ground), agreement is a WEAK_MATCH TIE, anything else NONE. Keep when
+    there is a winner."""
     a, b = (answers_of(item) + [{"letter": None}] * 2)[:2]
     la, lb = a["letter"], b["letter"]
     consensus = la is not None and la == lb
@@ -102,14 +105,14 @@ def _defuse(text: str) -> str:
 
 
 def domain_rules(node_path: str, rules_dir: str | None = None) -> str:
+    """The L0 domain's rules: its leaves' specs', or `<rules_dir>/<domain>.md` when the config names a folder."""
     domain = node_path.split(" > ")[0]
     if rules_dir:
         from pathlib import Path
 
         path = Path(rules_dir) / f"{domain}.md"
         return path.read_text() if path.exists() else "(no rules for this domain)"
-    file = resources.files("dataflux").joinpath(f"prompts/judge/rules/{domain}.md")
-    return file.read_text() if file.is_file() else "(no rules for this domain)"
+    return taxonomy_rules(domain) or "(no rules for this domain)"
 
 
 def judge_messages(item: dict, rules_dir: str | None = None) -> list[dict]:
@@ -131,7 +134,7 @@ def judge_messages(item: dict, rules_dir: str | None = None) -> list[dict]:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-class LLMJudge(Judge):
+class LLMJudge(UsesEndpoint, Judge):
     prompt_version = JUDGE_PROMPT_VERSION
 
     def __init__(self, endpoint, cache_path: str | None, backend: str, rules_dir: str | None = None,
@@ -139,16 +142,6 @@ class LLMJudge(Judge):
         super().__init__(resources or Resources(num_cpus=0.1, batch_size=16))
         self.endpoint, self.cache_path, self.backend = endpoint, cache_path, backend
         self.model, self.rules_dir, self.max_tokens = endpoint.model, rules_dir, max_tokens
-        self.client = None
-
-    def setup(self) -> None:
-        from dataflux.llm.client import LLMClient
-
-        self.client = LLMClient.open(self.endpoint, self.cache_path)
-
-    def teardown(self) -> None:
-        if self.client is not None:
-            self.client.close_cache()
 
     def process_batch(self, items: list[dict]) -> Result:
         from dataflux.llm.client import LLMError, run_all

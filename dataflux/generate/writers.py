@@ -10,7 +10,8 @@ import random
 from pydantic import BaseModel, Field
 
 from dataflux.generate.prompts import PROMPT_VERSION, writer_messages
-from dataflux.generate.template import SPECS, TEMPLATE_VERSION
+from dataflux.generate.template import TEMPLATE_VERSION, template_answer
+from dataflux.llm.stage import UsesEndpoint
 from dataflux.mcq import LETTERS, malformed
 from dataflux.stage import Resources, Result, Stage
 
@@ -57,8 +58,7 @@ class TemplateWriter(Writer):
         result = Result()
         for item in items:
             leaf, a = item["leaf"], item["annotation"]
-            spec = SPECS.get(leaf.name)
-            answer = spec[1](a) if spec else None
+            answer = template_answer(leaf, a)
             if answer is None:
                 result.rejects.append(self.reject(item_id(item), "node_mismatch",
                                                   f"the measurements do not ground {leaf.name}", item["clip_id"]))
@@ -68,14 +68,14 @@ class TemplateWriter(Writer):
             rng = random.Random(qid)  # the key's position is random, and reproducible
             options = [correct] + rng.sample(distractors, 3)
             rng.shuffle(options)
-            phrasing = spec[0][rng.randrange(len(spec[0]))]
+            phrasing = leaf.questions[rng.randrange(len(leaf.questions))]
             key = LETTERS[options.index(correct)]
             raw = json.dumps({"question": phrasing, "options": options, "key": key})
             result.rows.append(self.row(item, 0, phrasing, options, None, TEMPLATE_VERSION, raw, key))
         return result
 
 
-class LLMWriter(Writer):
+class LLMWriter(UsesEndpoint, Writer):
     """The paper's two-step writer over any OpenAI-compatible endpoint (`openai`, or `local` llama.cpp)."""
 
     def __init__(self, endpoint, cache_path: str | None, backend: str, questions_per_node: int = 5,
@@ -83,17 +83,6 @@ class LLMWriter(Writer):
         super().__init__(resources or Resources(num_cpus=0.1, batch_size=16))
         self.endpoint, self.cache_path, self.backend = endpoint, cache_path, backend
         self.n, self.max_tokens = questions_per_node, max_tokens
-        self.client = None
-
-    def setup(self) -> None:
-        """One client (and one cache connection) for every batch; its usage counts add up across them."""
-        from dataflux.llm.client import LLMClient
-
-        self.client = LLMClient.open(self.endpoint, self.cache_path)
-
-    def teardown(self) -> None:
-        if self.client is not None:
-            self.client.close_cache()
 
     def process_batch(self, items: list[dict]) -> Result:
         from dataflux.llm.client import LLMError, run_all
