@@ -56,10 +56,10 @@ def main(n: int = 200) -> None:
         config.write_text(yaml.safe_dump({**CONFIG, "source": str(work / "src")}))
 
         from dataflux.config import load_config
-        from dataflux.pipeline import run_pipeline, with_overrides
+        from dataflux.pipeline import run_pipeline
 
         start = time.perf_counter()
-        run_pipeline(with_overrides(load_config(config), out=str(work / "direct")))
+        run_pipeline(load_config(config, {"out": str(work / "direct")}))
         direct_s = time.perf_counter() - start
 
         from prefect.client.orchestration import get_client

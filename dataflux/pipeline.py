@@ -157,7 +157,3 @@ def run_pipeline(config: RunConfig, until: str | None = None, command: str = "ru
         finally:
             runner.close()
     return inv.info
-
-
-def with_overrides(config: RunConfig, **overrides) -> RunConfig:
-    return config.model_copy(update={k: v for k, v in overrides.items() if v is not None})

@@ -19,7 +19,8 @@ def stage_table(stage: str, results: list[dict]) -> None:
              "rejected": r["stats"]["rejected_total"],
              "rejected_by_reason": ", ".join(f"{k}={v}" for k, v in r["stats"]["rejected"].items()) or "-",
              "already_done": r["stats"]["skipped"], "seconds": r["stats"]["seconds"]} for r in results]
-    create_table_artifact(rows, key=key("dataflux", stage), description=f"{stage}: rows in, out, rejected by reason, seconds")
+    create_table_artifact(rows, key=key("dataflux", stage),
+                          description=f"{stage}: rows in, out, rejected by reason, seconds")
 
 
 class Progress:

@@ -50,7 +50,8 @@ class LocalPrefect:
         deadline = time.time() + timeout_s
         while True:
             if server.poll() is not None:
-                raise RuntimeError(f"the Prefect server exited ({server.returncode}); see {self.log_dir / 'server.log'}")
+                log = self.log_dir / "server.log"
+                raise RuntimeError(f"the Prefect server exited ({server.returncode}); see {log}")
             try:
                 with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as r:
                     if r.status == 200:

@@ -63,10 +63,10 @@ def stage_task(stage: str, shard: tuple[int, int], config_path: str, overrides: 
     """One step of the pipeline table over one shard; returns the output table's URI and version and
     the step's stats (JSON: the result is persisted as JSON)."""
     from dataflux.config import load_config
-    from dataflux.pipeline import entry, with_overrides
+    from dataflux.pipeline import entry
     from dataflux.step import Context, run_step
 
-    config = with_overrides(load_config(config_path), **overrides)
+    config = load_config(config_path, overrides)
     run = RunFolder(config.out)
     get_run_logger().info("%s: starting shard %d of %d (input versions %s)", stage, shard[0] + 1, shard[1], inputs)
     progress = Progress(stage)
@@ -83,20 +83,22 @@ def stage_task(stage: str, shard: tuple[int, int], config_path: str, overrides: 
 @flow(name="dataflux-synthesize", log_prints=True, result_serializer=SERIALIZER)
 def synthesize(config: str = "examples/demo.yaml", source: str | None = None, run_dir: str | None = None,
                runner: str | None = None, ray_address: str | None = None, shard_size: int = 2000,
-               max_shards: int = 8) -> dict:
+               max_shards: int = 8, overrides: list[str] | None = None) -> dict:
     """ingest -> annotate -> [generate -> verify -> filter] x passes -> publish; returns the corpus
-    location, version and counts."""
+    location, version and counts. `overrides` are `section.key=value` settings, as `dataflux run --set`
+    takes them; the other parameters win over them. A bad config fails the run at once, naming the key."""
     from dataflux.config import load_config
-    from dataflux.pipeline import with_overrides
+    from dataflux.settings import parse_assignments
 
     config_path = str(Path(config).resolve())
-    overrides = {k: v for k, v in dict(source=source, out=run_dir, runner=runner, ray_address=ray_address).items()
-                 if v is not None}
-    cfg = with_overrides(load_config(config_path), **overrides)
+    values = {**parse_assignments(overrides or []),
+              **{k: v for k, v in dict(source=source, out=run_dir, runner=runner, ray_address=ray_address).items()
+                 if v is not None}}
+    cfg = load_config(config_path, values)
     if not cfg.source or not cfg.out:
         raise ValueError("synthesize needs a source and a run folder (parameters or the config's source/out)")
-    overrides["out"] = str(Path(cfg.out).resolve()) if "://" not in cfg.out else cfg.out
-    return _synthesize(RunFolder(overrides["out"]), cfg, config_path, overrides, shard_size, max_shards)
+    values["out"] = str(Path(cfg.out).resolve()) if "://" not in cfg.out else cfg.out
+    return _synthesize(RunFolder(values["out"]), cfg, config_path, values, shard_size, max_shards)
 
 
 def _synthesize(run: RunFolder, cfg, config_path: str, overrides: dict, shard_size: int, max_shards: int) -> dict:
