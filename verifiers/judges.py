@@ -37,24 +37,37 @@ class Verdict(BaseModel):
     final_action: Literal["KEEP_USING_WINNER", "DISCARD"]
 
 
+def tags_letter(item: dict) -> str | None:
+    """The option the clip's measured tags say (None: they do not decide the question)."""
+    leaf = leaf_of(item["node_path"])
+    index = option_for(leaf, label_from_tags(leaf, annotation_of(item)), item["options"])
+    return LETTERS[index] if index is not None else None
+
+
 def truth_letter(item: dict) -> tuple[str | None, str]:
     """The right letter as the ground truth gives it, and where it came from."""
     if item.get("answer_key"):
         return item["answer_key"], "the template's answer key"
-    leaf = leaf_of(item["node_path"])
-    index = option_for(leaf, label_from_tags(leaf, annotation_of(item)), item["options"])
-    return (LETTERS[index], "the clip's measured tags") if index is not None else (None, "")
+    letter = tags_letter(item)
+    return (letter, "the clip's measured tags") if letter is not None else (None, "")
 
 
 def rules_verdict(item: dict) -> Verdict:
     """Consensus: both answered the same letter. Against the truth: both right = STRONG_MATCH and a TIE,
     one right = WEAK_MATCH and that one wins, none right = CONFLICT; both abstaining = no winner. Without
     a truth (a node the tags do not ground), agreement is a WEAK_MATCH TIE, anything else NONE. Keep when
-    there is a winner."""
+    there is a winner. A template key that the measured tags contradict is a CONFLICT whatever the
+    answerers say."""
     a, b = (answers_of(item) + [{"letter": None}] * 2)[:2]
     la, lb = a["letter"], b["letter"]
     consensus = la is not None and la == lb
     truth, source = truth_letter(item)
+    measured = tags_letter(item) if item.get("answer_key") else truth
+    if measured is not None and truth != measured:
+        # a key the clip's own tags contradict was written wrong (a writer bug, an edited row): with it,
+        # an answerer that agrees with the key would publish the wrong answer as verified
+        return Verdict(consensus=consensus, consistency_with_caption="CONFLICT", winner="NONE", final_action="DISCARD",
+                       reasoning=f"{source.capitalize()} gives {truth}, but the clip's measured tags give {measured}.")
     if truth is None:
         winner = "TIE" if consensus else "NONE"
         return Verdict(consensus=consensus, consistency_with_caption="WEAK_MATCH" if consensus else "CONFLICT",

@@ -49,6 +49,11 @@ def item(key, a, b, node="speaker_traits > gender > perceived_gender > speaker_g
      "KEEP_USING_WINNER"),
     (item(None, "A", "A", annotation={"tag_content": "speech", "gender": "female"}), True, "CONFLICT", "NONE",
      "DISCARD"),
+    # a key the measured tags contradict (a wrong key) is a conflict even when an answerer agrees with it
+    (item("A", "A", None, annotation={"tag_content": "speech", "gender": "female"}), False, "CONFLICT", "NONE",
+     "DISCARD"),
+    (item("B", "B", None, annotation={"tag_content": "speech", "gender": "female"}), False, "WEAK_MATCH", "MODEL_A",
+     "KEEP_USING_WINNER"),
     # a node the tags do not ground: agreement alone
     (item(None, "C", "C", node="emotion_attitude > emotion > basic_emotion > emotion_category"), True, "WEAK_MATCH",
      "TIE", "KEEP_USING_WINNER"),
