@@ -30,7 +30,10 @@ def export_table(run: RunFolder, table: str, out: str | Path, fmt: str, version:
     source = run.table(table)
     if not source.exists():
         raise FileNotFoundError(f"table {table!r} does not exist in {run.uri}; it has: {', '.join(run.tables())}")
-    version = source.version() if version is None else version
+    latest = source.version()
+    if version is not None and not 0 <= version <= latest:  # delta-rs would raise a bare DeltaError
+        raise ValueError(f"table {table!r} has versions 0..{latest}, not {version}")
+    version = latest if version is None else version
     out = Path(out)
     if fmt == "hf" and "audio" in source.schema.names:  # streamed: the audio is never held whole
         info = export_hf(source.scan(chunk_rows=rows_per_shard, version=version), out,
