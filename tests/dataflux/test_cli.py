@@ -13,7 +13,8 @@ def dataflux(*args, **kw):
                           text=True, **kw)
 
 
-@pytest.mark.parametrize("command", [[], ["ingest"], ["run"], ["tables"], ["export"]])
+@pytest.mark.parametrize("command", [[], ["ingest"], ["run"], ["tables"], ["export"], ["llm", "serve"], ["server"],
+                                     ["deploy"], ["train"], ["evaluate"], ["compare"], ["model", "info"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as e:
         main([*command, "--help"])
@@ -25,7 +26,7 @@ def test_bad_arguments_give_clear_errors(tmp_path):
     r = dataflux("ingest", tmp_path / "missing", "--out", tmp_path / "run")
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
     r = dataflux("run", "--config", tmp_path / "nope.yaml")
-    assert r.returncode == 2 and "config file" in r.stderr
+    assert r.returncode == 2 and "argument --config: file" in r.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("ingest: {batch_sise: 3}\n")
     r = dataflux("run", "--config", bad, "--source", DEMO_AUDIO, "--out", tmp_path / "r")
