@@ -20,6 +20,7 @@ from dataflux.audio import wav_base64
 from dataflux.languages import LANGUAGE_NAMES
 from dataflux.settings import Section, one_of
 from dataflux.stage import Resources
+from dataflux.taxonomy import leaf_named
 
 CAPTION_PROMPT = ("Please provide a comprehensive description of the input audio, covering all details: "
                   "the speakers and their voices (gender, age, pitch, speaking rate, emotion), what is said, "
@@ -81,23 +82,12 @@ class Captioner(Analyzer):
                 "caption_model": self.config.model, "caption_prompt_version": OPENAI_PROMPT_VERSION}
 
 
-_VOICE = {("male", "low"): ["a deep male voice", "a low-pitched man's voice"],
-          ("male", "medium"): ["a male voice of medium pitch", "a man's voice at an ordinary pitch"],
-          ("male", "high"): ["a high-pitched male voice", "a man speaking with a raised pitch"],
-          ("female", "low"): ["a low-pitched female voice", "a woman's voice on the deep side"],
-          ("female", "medium"): ["a female voice of medium pitch", "a woman's voice at an ordinary pitch"],
-          ("female", "high"): ["a high-pitched female voice", "a bright, high woman's voice"]}
-_RATE = {"slow": ["slowly", "at an unhurried pace"], "normal": ["at a normal pace", "at a conversational pace"],
-         "fast": ["quickly", "at a brisk pace"]}
-_LOUD = {"quiet": ["The level is quiet.", "It is recorded softly."],
-         "normal": ["The level is moderate.", "It sits at a normal listening level."],
-         "loud": ["The level is loud.", "It is recorded loudly."]}
-_QUALITY = {"clean": ["The recording is clean, with no noticeable background noise.",
-                      "The background is quiet and the recording is clear."],
-            "noisy": ["Background noise is audible.", "The recording is noisy."]}
-_TIMBRE = {"tonal": ["The sound is tonal, like a steady tone or music.", "It has a clear tonal, musical character."],
-           "mixed": ["The sound mixes tonal and noisy parts.", "It has both tonal and noisy components."],
-           "noise_like": ["The sound is noise-like, without clear pitch.", "It resembles broadband noise."]}
+def _phrase(leaf: str, key: str | None, pick) -> str | None:
+    """The leaf spec's captioner phrasing for a tag value: one of several picked, a single one as it is."""
+    phrasings = leaf_named(leaf).caption.get(key) if key else None
+    if not phrasings:
+        return None
+    return phrasings[0] if len(phrasings) == 1 else pick(phrasings)
 
 
 def structured_caption(a: dict, seed: int = 0) -> str:
@@ -106,15 +96,15 @@ def structured_caption(a: dict, seed: int = 0) -> str:
     duration = a.get("duration_s") or 0.0
     parts = []
     if a.get("tag_content") == "speech":
-        voice = _VOICE.get((a.get("gender"), a.get("tag_pitch")))
-        who = pick(voice) if voice else ("a male voice" if a.get("gender") == "male" else
-                                         "a female voice" if a.get("gender") == "female" else "a voice")
+        gender = a.get("gender")
+        who = (_phrase("pitch_relative_to_gender", f"{gender} {a.get('tag_pitch')}", pick)
+               or _phrase("speaker_gender", gender, pick) or "a voice")
         lang = LANGUAGE_NAMES.get(a.get("language") or "", a.get("language"))
         speakers = a.get("num_speakers")
         opener = pick([f"A {duration:.1f}-second clip in which {who} speaks",
                        f"In this {duration:.1f}-second recording, {who} speaks"])
-        sentence = opener + (f" {lang}" if lang else "") + (f" {pick(_RATE[a['tag_rate']])}" if a.get("tag_rate") else "")
-        parts.append(sentence + ".")
+        rate = _phrase("speaking_rate_level", a.get("tag_rate"), pick)
+        parts.append(opener + (f" {lang}" if lang else "") + (f" {rate}" if rate else "") + ".")
         if speakers and speakers > 1:
             parts.append(f"About {speakers} different voices can be told apart.")
         if a.get("transcript") and not a.get("hallucination_flag"):
@@ -122,12 +112,8 @@ def structured_caption(a: dict, seed: int = 0) -> str:
     else:
         parts.append(pick([f"A {duration:.1f}-second clip with no speech.",
                            f"No one speaks in this {duration:.1f}-second clip."]))
-        if a.get("tag_timbre"):
-            parts.append(pick(_TIMBRE[a["tag_timbre"]]))
-    if a.get("tag_loudness"):
-        parts.append(pick(_LOUD[a["tag_loudness"]]))
-    if a.get("tag_quality"):
-        parts.append(pick(_QUALITY[a["tag_quality"]]))
-    if a.get("tag_clipping") == "clipped":
-        parts.append("The signal clips at full scale.")
-    return " ".join(parts)
+        parts.append(_phrase("speech_music_or_noise", a.get("tag_timbre"), pick))
+    parts.append(_phrase("loudness_level", a.get("tag_loudness"), pick))
+    parts.append(_phrase("background_noise_level", a.get("tag_quality"), pick))
+    parts.append(_phrase("clipping_presence", a.get("tag_clipping"), pick))
+    return " ".join(p for p in parts if p)

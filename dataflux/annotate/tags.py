@@ -20,6 +20,7 @@ import numpy as np
 
 from dataflux.annotate.base import Analyzer
 from dataflux.settings import Section
+from dataflux.taxonomy import bin_tags
 
 
 class TagThresholds(Section):
@@ -35,12 +36,6 @@ class TagThresholds(Section):
     noise_flatness_above: float = 0.3
 
 
-def level(value: float | None, bounds: tuple[float, float], names=("low", "medium", "high")) -> str | None:
-    if value is None or not np.isfinite(value):
-        return None
-    return names[0] if value < bounds[0] else names[2] if value > bounds[1] else names[1]
-
-
 class Tagger(Analyzer):
     name = "tags"
     fields = {"tag_content": "", "tag_pitch": "", "tag_rate": "", "tag_loudness": "", "tag_quality": "",
@@ -51,23 +46,4 @@ class Tagger(Analyzer):
         self.t = thresholds
 
     def analyze(self, audio: np.ndarray, item: dict) -> dict:
-        t = self.t
-        g = item.get("gender")
-        pitch_bounds = t.pitch_male_hz if g == "male" else t.pitch_female_hz if g == "female" else None
-        bak, snr = item.get("dnsmos_bak"), item.get("snr_db")
-        noisy = (bak is not None and bak < t.noisy_bak_below) or (snr is not None and snr < t.noisy_snr_below_db)
-        flat = item.get("spectral_flatness")
-        n_spk = item.get("num_speakers")
-        return {
-            "tag_content": "speech" if item.get("is_speech") else "non_speech",
-            "tag_pitch": level(item.get("f0_median_hz"), pitch_bounds) if pitch_bounds else None,
-            "tag_rate": level(item.get("speech_rate_sps"), t.rate_sps, ("slow", "normal", "fast")),
-            "tag_loudness": level(item.get("loudness_lufs"), t.loudness_lufs, ("quiet", "normal", "loud")),
-            "tag_quality": None if bak is None and snr is None else "noisy" if noisy else "clean",
-            "tag_clipping": None if item.get("clipping_ratio") is None
-            else "clipped" if item["clipping_ratio"] > t.clipped_ratio_above else "not_clipped",
-            "tag_duration": level(item.get("duration_s"), t.duration_s, ("short", "medium", "long")),
-            "tag_speakers": None if n_spk is None else "single" if n_spk == 1 else "multiple",
-            "tag_timbre": level(flat, (t.tonal_flatness_below, t.noise_flatness_above),
-                                ("tonal", "mixed", "noise_like")),
-        }
+        return bin_tags(item, self.t)  # the bins are the taxonomy leaves' (the verifier bins with them too)

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from dataflux.annotate.tags import TagThresholds
 from dataflux.audio import encode_flac, to_pcm16
 from dataflux.llm.client import Endpoint
 from dataflux.llm.server import MODEL_ALIAS
@@ -55,7 +56,7 @@ def test_openai_answerer_failure_is_a_reject_with_a_reason(tmp_path):
 @pytest.mark.parametrize("stack", ["whisper", "signal"])
 def test_analyzer_answerers_answer_from_the_audio_and_abstain_outside_it(stack):
     speech, tone = flac_of("016_en_female_high_slow.flac"), flac_of("038_tone_440hz.ogg")
-    stage = AnalyzerAnswerer(stack, stack)
+    stage = AnalyzerAnswerer(stack, stack, TagThresholds())
     stage.setup()
     content = ["Someone speaking", "A tone or music, without speech", "Noise, without speech", "Complete silence"]
     gender = ["A man's voice", "A woman's voice", "A young child's voice", "No voice can be heard"]
