@@ -49,4 +49,18 @@ LEAVES = [
          questions=("Is the sound distorted by clipping?", "Does the signal clip?"),
          rules=("Clipping means flattened peaks and harsh distortion, not simply loud audio.",),
          caption={"clipped": ("The signal clips at full scale.",)}),
+    # The option texts say the default bins of `tag_duration` (annotate.tags.duration_s: 3 and 10 s).
+    leaf("environment_quality > recording > length > recording_length", "how long the recording lasts",
+         grounded_by=["tag_duration"], tag="tag_duration",
+         labels={"short": Label("Only a moment, under three seconds", (r"\bmoment\b", r"\bunder three\b",
+                                                                       r"\bbrief\b", r"\bshort\b")),
+                 "medium": Label("A few seconds, between three and ten", (r"\bfew seconds\b",
+                                                                          r"\bbetween three and ten\b")),
+                 "long": Label("Longer than ten seconds", (r"\blonger\b", r"\bover ten\b", r"\bmore than ten\b",
+                                                           r"\blong\b"))},
+         distractors=("Several minutes",),
+         questions=("How long is this recording?", "How long does the clip last?"),
+         rules=("A clip's length counts the whole recording, silences included: under 3 seconds is short, over "
+                "10 seconds is long.",),
+         evidence=("The clip lasts {duration_s:.1f} seconds from start to end",)),
 ]
