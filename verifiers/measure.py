@@ -54,7 +54,10 @@ class WhisperStack:
     def measure(self, x: np.ndarray) -> dict:
         import librosa
 
-        segments, _ = self.model.transcribe(x, beam_size=1, word_timestamps=True, condition_on_previous_text=False)
+        # temperature 0 only: faster-whisper's default falls back to sampling on hard clips, which made
+        # this listener answer differently from run to run
+        segments, _ = self.model.transcribe(x, beam_size=1, word_timestamps=True, temperature=0.0,
+                                            condition_on_previous_text=False)
         segments = list(segments)
         words = [w for s in segments for w in (s.words or []) if any(c.isalnum() for c in w.word)]
         no_speech = float(np.mean([s.no_speech_prob for s in segments])) if segments else 1.0
