@@ -117,7 +117,8 @@ def describe(error: ValidationError, model: type[BaseModel], where: str, overrid
     elif kind == "union_tag_invalid":
         key = str(ctx.get("discriminator", "")).strip("'()")
         path = f"{path}.{key}" if path else key
-        what = f"unknown value {ctx.get('tag')!r} (expected one of: {ctx.get('expected_tags', '').replace(chr(39), '')})"
+        expected = str(ctx.get("expected_tags", "")).replace("'", "")
+        what = f"unknown value {ctx.get('tag')!r} (expected one of: {expected})"
     else:
         what = first["msg"]
         shown = repr(first.get("input"))
@@ -126,7 +127,8 @@ def describe(error: ValidationError, model: type[BaseModel], where: str, overrid
     if any(path == k or path.startswith(k + ".") or k.startswith(path + ".") for k in overridden):
         where = f"{where} (override)" if where != "overrides" else "override"
     more = error.error_count() - 1
-    return f"{where}: {path or '(top level)'}: {what}" + (f" (and {more} more error{'s' * (more > 1)})" if more else "")
+    line = f"{where}: {path or '(top level)'}: {what}" + (f" (and {more} more error{'s' * (more > 1)})" if more else "")
+    return " ".join(line.split("\n"))  # one line, whatever a validator's message holds
 
 
 def _key_path(model: type[BaseModel], loc: tuple) -> tuple[str, list[str] | None]:

@@ -37,7 +37,8 @@ class Endpoint(Section):
     base_url: str
     model: str
     api_key_env: str | None = None  # environment variable holding the key; never the key itself
-    flavor: Literal["openai", "llama.cpp"] = "openai"  # "openai" (json_schema response format) or "llama.cpp" (json_object + schema)
+    # the structured-output form: "openai" (json_schema response format), "llama.cpp" (json_object + schema)
+    flavor: Literal["openai", "llama.cpp"] = "openai"
     concurrency: int = 8
     rpm: float | None = None
     tpm: float | None = None

@@ -54,8 +54,10 @@ def test_sections_are_frozen_and_keep_tuples():
     ("sourse: x\n", "sourse: unknown key (expected one of: source, out, runner,"),
     ("ingest: {limits: {max_clip: 3}}\n", "ingest.limits.max_clip: unknown key"),
     ("verify: {batch_size: many}\n", "verify.batch_size: Input should be a valid integer"),
-    ("filter: {policy: {keep_consistency: STRONG_MATCH}}\n", "filter.policy.keep_consistency: Input should be a valid tuple"),
-    ("verify: {judge: {backend: oracle}}\n", "verify.judge.backend: unknown value 'oracle' (expected one of: rules, local, openai)"),
+    ("filter: {policy: {keep_consistency: STRONG_MATCH}}\n",
+     "filter.policy.keep_consistency: Input should be a valid tuple"),
+    ("verify: {judge: {backend: oracle}}\n",
+     "verify.judge.backend: unknown value 'oracle' (expected one of: rules, local, openai)"),
     ("generate: {writer: poet}\n", "generate.writer: unknown value 'poet' (expected one of: template, local, openai)"),
     ("verify: {answerers: [{name: a, backend: analyzer}, {name: b, backend: psychic}]}\n",
      "verify.answerers.1.backend: unknown value 'psychic' (expected one of: analyzer, openai, eureka)"),
@@ -67,7 +69,8 @@ def test_sections_are_frozen_and_keep_tuples():
     ("annotate: {resources: {asr: {gpus: 1}}}\n", "annotate.resources.asr.gpus: unknown key"),
     ("annotate: {resources: {whisper: {num_gpus: 1}}}\n", "annotate.resources.whisper: unknown key (expected 'decode'"),
     ("annotate: {caption: {backend: openai, model: m}}\n", "annotate.caption.base_url: Field required"),
-    ("verify: {answerers: [{name: a, backend: analyzer}]}\n", "verify.answerers: Value error, verify needs at least two"),
+    ("verify: {answerers: [{name: a, backend: analyzer}]}\n",
+     "verify.answerers: Value error, verify needs at least two"),
     ("runner: spark\n", "runner: Input should be 'local' or 'ray'"),
     ("- a list\n", "the top level must be a mapping"),
 ])
@@ -121,15 +124,17 @@ def test_the_processes_exit_2_without_a_traceback(tmp_path):
 
 
 def test_overrides_are_yaml_values_at_dotted_keys_applied_before_validation():
-    assert parse_assignments(["verify.batch_size=8", "annotate.skip=[asr,dnsmos]", "out=runs/x=1", "ray_address="]) == {
-        "verify.batch_size": 8, "annotate.skip": ["asr", "dnsmos"], "out": "runs/x=1", "ray_address": None}
+    assigned = parse_assignments(["verify.batch_size=8", "annotate.skip=[asr,dnsmos]", "out=runs/x=1", "ray_address="])
+    assert assigned == {"verify.batch_size": 8, "annotate.skip": ["asr", "dnsmos"], "out": "runs/x=1",
+                        "ray_address": None}
     data = {"verify": {"answerers": [{"name": "a"}, {"name": "b"}]}}
     assert apply_overrides(data, ["verify.answerers.1.stack=signal", "filter.policy.discard_split=false"]) == {
         "verify": {"answerers": [{"name": "a"}, {"name": "b", "stack": "signal"}]},
         "filter": {"policy": {"discard_split": False}}}
     assert data == {"verify": {"answerers": [{"name": "a"}, {"name": "b"}]}}  # the input is not changed
-    config = load_config(DEMO, ["verify.batch_size=8", "annotate.skip=[asr,dnsmos]", "verify.answerers.0.stack=signal",
-                                "generate.writer=openai", "generate.endpoint={base_url: 'http://h/v1', model: m}"])
+    config = load_config(DEMO, ["verify.batch_size=8", "annotate.skip=[asr,dnsmos]",
+                                "verify.answerers.0.stack=signal", "generate.writer=openai",
+                                "generate.endpoint={base_url: 'http://h/v1', model: m}"])
     assert config.verify.batch_size == 8 and config.annotate.skip == ("asr", "dnsmos")
     assert config.verify.answerers[0].stack == "signal"
     assert isinstance(config.generate, OpenAIWriterConfig) and config.generate.endpoint.model == "m"
@@ -181,7 +186,8 @@ def test_discriminated_unions_choose_the_backend_model():
         "annotate": {"caption": {"backend": "openai", "model": "omni", "base_url": "http://h/v1"}},
         "generate": {"writer": "local"},
         "verify": {"answerers": [{"name": "a", "backend": "analyzer", "stack": "signal"},
-                                 {"name": "b", "backend": "openai", "endpoint": {"base_url": "http://h/v1", "model": "m"}},
+                                 {"name": "b", "backend": "openai",
+                                  "endpoint": {"base_url": "http://h/v1", "model": "m"}},
                                  {"name": "c", "backend": "eureka", "checkpoint": "ckpt/final"}],
                    "judge": {"backend": "openai", "endpoint": {"base_url": "http://j/v1", "model": "judge"},
                              "rules_dir": "rules"}}})
