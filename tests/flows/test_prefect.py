@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -74,27 +75,40 @@ def test_deploy_run_through_the_worker_artifacts_event_and_retrain_chain(prefect
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.deployments import run_deployment
+
+    from dataflux.config import load_config
     from flows.deploy import deploy
+    from storage.run_folder import RunFolder
 
     deployed = {d["name"]: d for d in deploy()}
     assert set(deployed) == {"dataflux-synthesize/dataflux-synthesize", "eureka-train/eureka-train",
                              "eureka-evaluate/eureka-evaluate"}
     run_dir = copy_run(demo_annotated[0], tmp_path / "run")
+    config = config_file(tmp_path)
     flow_run = run_deployment("dataflux-synthesize/dataflux-synthesize", timeout=900,
-                              parameters={"config": config_file(tmp_path), "source": str(DEMO_AUDIO),
+                              parameters={"config": config, "source": str(DEMO_AUDIO),
                                           "run_dir": str(run_dir)})
     assert flow_run.state.is_completed(), flow_run.state
     with get_client(sync_client=True) as client:
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
         assert tasks and all(t.state.is_completed() for t in tasks)
-        names = sorted(t.name for t in tasks)
-        assert names[0].startswith("annotate[0/1]") or any(n.startswith("annotate") for n in names)
-        assert len(tasks) <= 1 + 1 + 4 * 3 + 1  # bounded: 1 shard on the demo
+        info = json.loads((run_dir / "run.json").read_text())["invocations"][-1]["stages"]
+        # exactly the task runs of flows/synthesize.py's formula, with S = 1 shard (44 clips, shard_size
+        # 2000) and the passes the closed loop made: ingest 1 + annotate S + (generate S + verify S +
+        # filter 1) per pass + publish 1. The loop stops after the first pass that finds no work, so every
+        # pass but the last wrote a round of questions, unless it hit the cap of max_rounds + 2 passes.
+        passes = len(info["generate"]["loop_passes"])
+        rounds = set(RunFolder(run_dir).table("questions").read(columns=["round"])["round"].to_pylist())
+        assert rounds == set(range(passes - 1)) or passes == load_config(config).filter.max_rounds + 2, (rounds,
+                                                                                                         passes)
+        names = Counter(t.name for t in tasks)
+        assert names == Counter({"ingest[0/1]": 1, "annotate[0/1]": 1, "generate[0/1]": passes,
+                                 "verify[0/1]": passes, "filter[0/1]": passes, "publish[0/1]": 1}), names
+        assert len(tasks) == 1 + 1 + 3 * passes + 1
         artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
         keys = {a.key for a in artifacts if a.key}
         assert {"dataflux-ingest", "dataflux-annotate", "dataflux-generate", "dataflux-verify", "dataflux-filter",
                 "dataflux-publish", "dataflux-corpus"} <= keys
-        info = json.loads((run_dir / "run.json").read_text())["invocations"][-1]["stages"]
         verify_table = next(a for a in artifacts if a.key == "dataflux-verify")
         rows = verify_table.data if isinstance(verify_table.data, list) else json.loads(verify_table.data)
         assert sum(r["rows_out"] for r in rows) == info["verify"]["rows_out"] > 0

@@ -83,9 +83,22 @@ def test_llm_judge_on_a_real_llama_cpp_server(llm_server, tmp_path):
     it = {**item("q1", GENDER, ["A man's voice", "A woman's voice", "A child", "Nobody"], b""),
           "answers": json.dumps(answers),
           "annotation": json.dumps({"caption": "A woman speaks slowly.", "gender": "female"})}
+    # asked three times (no cache in the second judge): llama.cpp reuses the KV cache of the prompt
+    # prefix shared with the request before, so only repeats after the same request start from the same
+    # state; those two are compared
     out = judge.process_batch([it])
     judge.teardown()
-    assert not out.rejects
-    verdict = Verdict.model_validate_json(out.rows[0]["verdict"])
-    assert verdict.winner in ("MODEL_A", "MODEL_B", "TIE", "NONE")
-    assert out.rows[0]["judge_backend"] == "local" and out.rows[0]["judge_prompt_version"] == "judge-v1"
+    again = LLMJudge(endpoint, None, "local")
+    again.setup()
+    second, repeat = again.process_batch([it]), again.process_batch([it])
+    again.teardown()
+    assert not out.rejects and not second.rejects and not repeat.rejects
+    row = out.rows[0]
+    # what is determined whatever a 135M model thinks: the item passes through unchanged, the verdict is
+    # the model's own reply validated under the schema, and greedy decoding from one state repeats itself
+    assert {k: row[k] for k in it} == it
+    verdict = Verdict.model_validate_json(row["verdict"])
+    assert verdict == Verdict.model_validate(json.loads(row["judge_raw"], strict=False))
+    assert repeat.rows[0]["judge_raw"] == second.rows[0]["judge_raw"] and again.client.usage.cache_hits == 0
+    assert (row["judge_backend"], row["judge_model"], row["judge_prompt_version"]) == ("local", MODEL_ALIAS,
+                                                                                        "judge-v1")
