@@ -118,9 +118,9 @@ class OpenAIAnswerer(UsesEndpoint, Answerer):
     """An audio reasoning model (e.g. Qwen3-Omni-Thinking, Step-Audio-R1 behind vLLM)."""
 
     def __init__(self, name: str, endpoint, cache_path: str | None, max_tokens: int = 2048,
-                 resources: Resources | None = None):
+                 resources: Resources | None = None, backend: str = "openai"):
         super().__init__(name, resources or Resources(num_cpus=0.1, batch_size=16))
-        self.endpoint, self.cache_path, self.max_tokens = endpoint, cache_path, max_tokens
+        self.endpoint, self.cache_path, self.max_tokens, self.backend = endpoint, cache_path, max_tokens, backend
 
     def setup(self) -> None:
         from importlib import resources
@@ -141,6 +141,6 @@ class OpenAIAnswerer(UsesEndpoint, Answerer):
                 continue
             letter, how = extract_letter(reply.text, item["options"])
             reasoning = strip_think(reply.text).strip()
-            entry = answer(self.name, "openai", self.endpoint.model, letter, reasoning, reply.text, how)
+            entry = answer(self.name, self.backend, self.endpoint.model, letter, reasoning, reply.text, how)
             result.rows.append(with_answer(item, entry))
         return result

@@ -4,22 +4,26 @@
   chosen by a seed and the clip_id (reproducible). It never states what was not measured.
 - `openai`: the audio goes as an `input_audio` part to an OpenAI-compatible audio LLM (for example a
   Qwen3-Omni captioner behind vLLM) with the paper's captioning prompt.
+- `vllm` / `hf`: the same request to the role's own replicas on the Ray cluster (`dataflux.llm.replicas`).
+Every LLM backend goes through the shared request layer (`dataflux.llm.client`): the run's request
+cache, limits, retries, usage and key scrubbing; a clip whose request fails keeps a null caption and the
+reason under `errors`, and its batch-mates are captioned.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 from typing import Literal
 
 import numpy as np
 
-from dataflux.annotate.base import Analyzer
+from dataflux.annotate.base import Analyzer, audio_of, note
 from dataflux.audio import wav_base64
 from dataflux.languages import LANGUAGE_NAMES
+from dataflux.llm.replicas import ServedEndpoint
 from dataflux.settings import Section, one_of
-from dataflux.stage import Resources
+from dataflux.stage import Resources, Result
 from dataflux.taxonomy import leaf_named
 
 CAPTION_PROMPT = ("Please provide a comprehensive description of the input audio, covering all details: "
@@ -47,7 +51,19 @@ class OpenAICaptionConfig(Section):
     timeout_s: float = 120.0
 
 
-AnyCaptionConfig = one_of("backend", CaptionConfig, OpenAICaptionConfig)
+class ServedCaptionConfig(Section):
+    """An audio LM served on the Ray cluster by the pipeline itself (`vllm`: vLLM's engine; `hf`: transformers)."""
+
+    backend: Literal["vllm"] = "vllm"
+    endpoint: ServedEndpoint
+    max_tokens: int = 512
+
+
+class HfCaptionConfig(ServedCaptionConfig):
+    backend: Literal["hf"] = "hf"
+
+
+AnyCaptionConfig = one_of("backend", CaptionConfig, OpenAICaptionConfig, ServedCaptionConfig, HfCaptionConfig)
 
 
 class Captioner(Analyzer):
@@ -59,27 +75,65 @@ class Captioner(Analyzer):
         super().__init__(resources)
         self.config = config
 
-    def setup(self) -> None:
-        if self.config.backend == "openai":
-            from openai import OpenAI
+    endpoint = None  # the resolved endpoint of an LLM backend (`bind`)
+    cache_path: str | None = None
+    client = None
 
-            self.client = OpenAI(base_url=self.config.base_url, api_key=os.environ.get(self.config.api_key_env)
-                                 or "not-needed", timeout=self.config.timeout_s, max_retries=3)
+    def bind(self, stack, cache_path: str | None) -> None:
+        """On the driver, before the chain runs: the run's request cache, and for `vllm`/`hf` the role's
+        replicas, started (or found) now and kept for the Ray job."""
+        from dataflux.llm.client import Endpoint
+        from dataflux.llm.replicas import start_replicas
+
+        self.cache_path = cache_path
+        c = self.config
+        if c.backend == "openai":
+            self.endpoint = Endpoint(base_url=c.base_url, model=c.model, api_key_env=c.api_key_env,
+                                     timeout_s=c.timeout_s, max_retries=3)
+        elif c.backend in ("vllm", "hf"):
+            self.endpoint = start_replicas(stack, c.endpoint, c.backend)
+
+    def setup(self) -> None:
+        if self.config.backend != "structured":
+            from dataflux.llm.client import LLMClient
+
+            if self.endpoint is None:  # used on its own, without `bind` (openai only: nothing to start)
+                self.bind(None, self.cache_path)
+            self.client = LLMClient.open(self.endpoint, self.cache_path)
+
+    def teardown(self) -> None:
+        if self.client is not None:
+            self.client.close_cache()
 
     def analyze(self, audio: np.ndarray, item: dict) -> dict:
+        return {"caption": structured_caption(item, self.config.seed), "caption_backend": "structured",
+                "caption_model": None, "caption_prompt_version": STRUCTURED_VERSION}
+
+    def process_batch(self, items: list[dict]) -> Result:
+        """LLM backends: the batch's requests go out together (the engine batches them)."""
         if self.config.backend == "structured":
-            return {"caption": structured_caption(item, self.config.seed), "caption_backend": "structured",
-                    "caption_model": None, "caption_prompt_version": STRUCTURED_VERSION}
-        reply = self.client.chat.completions.create(
-            model=self.config.model, max_tokens=self.config.max_tokens, temperature=0.0,
-            messages=[{"role": "user", "content": [
-                {"type": "input_audio", "input_audio": {"data": wav_base64(audio), "format": "wav"}},
-                {"type": "text", "text": CAPTION_PROMPT}]}])
-        choice = reply.choices[0]
-        if choice.finish_reason not in (None, "stop"):
-            raise RuntimeError(f"caption incomplete: finish_reason={choice.finish_reason}")
-        return {"caption": (choice.message.content or "").strip(), "caption_backend": "openai",
-                "caption_model": self.config.model, "caption_prompt_version": OPENAI_PROMPT_VERSION}
+            return super().process_batch(items)
+        from dataflux.llm.client import LLMError, run_all
+
+        requests = [{"messages": caption_messages(audio_of(item)), "template_version": OPENAI_PROMPT_VERSION,
+                     "temperature": 0.0, "max_tokens": self.config.max_tokens} for item in items]
+        rows = []
+        for item, reply in zip(items, run_all(self.client, requests)):
+            row = dict(item)
+            if isinstance(reply, LLMError):
+                row.update(dict.fromkeys(self.fields))
+                note(row, "errors", self.name, f"LLMError: {reply.reason}"[:500])
+            else:
+                row.update({"caption": reply.text.strip(), "caption_backend": self.config.backend,
+                            "caption_model": self.endpoint.model, "caption_prompt_version": OPENAI_PROMPT_VERSION})
+            rows.append(row)
+        return Result(rows)
+
+
+def caption_messages(audio: np.ndarray) -> list[dict]:
+    return [{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {"data": wav_base64(audio), "format": "wav"}},
+        {"type": "text", "text": CAPTION_PROMPT}]}]
 
 
 def _phrase(leaf: str, key: str | None, pick) -> str | None:

@@ -51,6 +51,8 @@ class Endpoint(Section):
     price_out_per_1k: float = 0.0
     name: str | None = None  # names the endpoint's shared Prefect quota (flows/quotas.py); the host by default
     shared_limit: int | None = None  # that quota's slots across flow runs; `concurrency` by default
+    # replicas of the same model (the `vllm` backend's servers): requests are spread over base_url and these
+    base_urls: tuple[str, ...] = ()
 
 
 class LocalEndpoint(Endpoint):
@@ -88,6 +90,7 @@ class Completion:
     usage: dict = field(default_factory=dict)
     cached: bool = False
     request: dict = field(default_factory=dict)  # the raw request body (for lineage)
+    reasoning: str | None = None  # the server's separate reasoning trace (vLLM's `reasoning_content`)
 
 
 class LLMError(Exception):
@@ -105,20 +108,25 @@ class LLMClient:
         self.usage = Usage()
         self.limiter = EndpointLimiter(endpoint.concurrency, endpoint.rpm, endpoint.tpm)
         self._key = secrets.api_key(endpoint.api_key_env)
-        self._client = None
+        self._clients: list = []
+        self._turn = 0
         self._loop = None
 
     def _bind(self):
-        """The HTTP client and the limiter's primitives belong to one event loop: renew them per loop."""
+        """The HTTP clients and the limiter's primitives belong to one event loop: renew them per loop.
+        One client per replica URL; each request goes to the next one in turn."""
         from openai import AsyncOpenAI
 
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             self._loop = loop
-            self._client = AsyncOpenAI(base_url=self.endpoint.base_url, api_key=self._key or "not-needed",
-                                       timeout=self.endpoint.timeout_s, max_retries=0)  # retries are ours
+            urls = (self.endpoint.base_url, *self.endpoint.base_urls)
+            self._clients = [AsyncOpenAI(base_url=url, api_key=self._key or "not-needed",
+                                         timeout=self.endpoint.timeout_s, max_retries=0)  # retries are ours
+                             for url in urls]
             self.limiter.rebind()
-        return self._client
+        self._turn += 1
+        return self._clients[self._turn % len(self._clients)]
 
     def response_format(self, schema: dict, name: str) -> dict:
         if self.endpoint.flavor == "llama.cpp":
@@ -137,7 +145,7 @@ class LLMClient:
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             self.usage.cache_hits += 1
             parsed = parse_structured(schema, hit["text"]) if schema else None
-            return Completion(hit["text"], parsed, hit.get("usage", {}), True, body)
+            return Completion(hit["text"], parsed, hit.get("usage", {}), True, body, hit.get("reasoning"))
         client = self._bind()
         estimate = sum(len(str(m.get("content", ""))) for m in messages) // 4 + params.get("max_tokens", 256)
         last_response, reason = None, "no attempt"
@@ -154,7 +162,8 @@ class LLMClient:
                     reply = raw.parse()
                     completion = self._accept(reply, schema, body)
                     if self.cache is not None:
-                        self.cache.put(key, {"text": completion.text, "usage": completion.usage})
+                        self.cache.put(key, {"text": completion.text, "usage": completion.usage,
+                                             "reasoning": completion.reasoning})
                     return completion
                 except Exception as e:  # classify: retry, or fail for good
                     retryable, reason, retry_after, body_text = self._classify(e)
@@ -194,7 +203,7 @@ class LLMClient:
         self.usage.completion_tokens += usage.get("completion_tokens", 0) or 0
         self.usage.cost += ((usage.get("prompt_tokens", 0) or 0) * self.endpoint.price_in_per_1k
                             + (usage.get("completion_tokens", 0) or 0) * self.endpoint.price_out_per_1k) / 1000
-        return Completion(text, parsed, usage, False, body)
+        return Completion(text, parsed, usage, False, body, _reasoning(choice.message))
 
     def _classify(self, e: Exception) -> tuple[bool, str, float | None, str | None]:
         """(retryable, reason, retry_after_seconds, response body)."""
@@ -222,9 +231,9 @@ class LLMClient:
             self.cache.close()
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client, self._loop = None, None
+        for client in self._clients:
+            await client.close()
+        self._clients, self._loop = [], None
 
 
 def _unreachable(e: Exception) -> bool:
@@ -232,6 +241,12 @@ def _unreachable(e: Exception) -> bool:
     from openai import APIConnectionError, APITimeoutError
 
     return isinstance(e, APIConnectionError) and not isinstance(e, APITimeoutError)
+
+
+def _reasoning(message) -> str | None:
+    """vLLM's reasoning parsers put the trace beside the content (`reasoning_content`, newer: `reasoning`)."""
+    extra = getattr(message, "model_extra", None) or {}
+    return getattr(message, "reasoning_content", None) or extra.get("reasoning_content") or extra.get("reasoning")
 
 
 def parse_structured(schema: type[BaseModel], text: str) -> BaseModel:

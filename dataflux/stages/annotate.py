@@ -9,6 +9,8 @@ Audio is decoded once per clip, at the head of the chain, and travels with the i
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 from typing import Callable, Literal
 
 from dataflux.annotate.asr import AsrConfig, SpeakingRate, Whisper
@@ -136,12 +138,17 @@ class Annotate(Step):
         lineage = {"producer": PRODUCER, "backend": "embedded", "model_id": None}
         chain = build_chain(self.config)
         wanted = {i["clip_id"] for i in pending}
-        # The audio streams in bounded chunks: memory does not grow with the number of clips.
-        for chunk in ctx.run.table("clips").scan(["clip_id", "audio"], ("clip_id", wanted), self.config.chunk_clips):
-            for result in ctx.runner.run(chain, chunk.to_pylist(), stats, on_progress=ctx.on_progress):
-                rows = [{**{k: v for k, v in row.items() if k != "pcm"}, **lineage,
-                         "model_id": row.get("asr_model")} for row in result.rows]
-                out.add(Result(rows, result.rejects))
+        cache_path = str(ctx.run.local_path / "llm_cache.sqlite") if ctx.run.local_path else None
+        with ExitStack() as stack:
+            for captioner in (a for a in analyzers(chain) if isinstance(a, Captioner)):
+                captioner.bind(stack, cache_path)  # an LLM captioner's endpoint (its replicas) and cache
+            # The audio streams in bounded chunks: memory does not grow with the number of clips.
+            for chunk in ctx.run.table("clips").scan(["clip_id", "audio"], ("clip_id", wanted),
+                                                     self.config.chunk_clips):
+                for result in ctx.runner.run(chain, chunk.to_pylist(), stats, on_progress=ctx.on_progress):
+                    rows = [{**{k: v for k, v in row.items() if k != "pcm"}, **lineage,
+                             "model_id": row.get("asr_model")} for row in result.rows]
+                    out.add(Result(rows, result.rejects))
 
 
 def run_annotate(run: RunFolder, runner: Runner, config: AnnotateConfig = AnnotateConfig(),

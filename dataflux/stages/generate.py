@@ -13,7 +13,7 @@ from typing import Callable, Literal
 from dataflux.generate.assign import assign_nodes
 from dataflux.generate.writers import LLMWriter, TemplateWriter, item_id
 from dataflux.llm.client import Endpoint, LocalEndpoint
-from dataflux.llm.server import endpoint_for
+from dataflux.llm.replicas import ServedEndpoint, role_endpoint
 from dataflux.runners.base import StageStats
 from dataflux.shards import Shard
 from dataflux.stages.loop import retry_items
@@ -51,7 +51,21 @@ class OpenAIWriterConfig(GenerateConfig):
     endpoint: Endpoint
 
 
-AnyGenerateConfig = one_of("writer", GenerateConfig, LocalWriterConfig, OpenAIWriterConfig)
+class VllmWriterConfig(GenerateConfig):
+    """A text LM served by vLLM on the Ray cluster (`dataflux.llm.replicas`)."""
+
+    writer: Literal["vllm"] = "vllm"
+    endpoint: ServedEndpoint
+
+
+class HfWriterConfig(VllmWriterConfig):
+    """A text LM run by transformers on the Ray cluster."""
+
+    writer: Literal["hf"] = "hf"
+
+
+AnyGenerateConfig = one_of("writer", GenerateConfig, LocalWriterConfig, OpenAIWriterConfig, VllmWriterConfig,
+                           HfWriterConfig)
 
 
 def make_writer(config: GenerateConfig, endpoint: Endpoint | None, cache_path: str | None):
@@ -103,7 +117,7 @@ class Generate(Step):
     def process(self, ctx: Context, pending: list[dict], stats: StageStats, out: BufferedWriter) -> None:
         config = self.config
         with ExitStack() as stack:
-            endpoint = endpoint_for(stack, config.endpoint) if config.writer != "template" else None
+            endpoint = role_endpoint(stack, config.writer, config.endpoint) if config.writer != "template" else None
             cache_path = str(ctx.run.local_path / "llm_cache.sqlite") if ctx.run.local_path else None
             writer = make_writer(config, endpoint, cache_path)
             for result in LocalRunner().run(writer, pending, stats, on_progress=ctx.on_progress):

@@ -16,7 +16,7 @@ from dataflux.annotate.tags import TagThresholds
 from pydantic import Field, field_validator
 
 from dataflux.llm.client import Endpoint, LocalEndpoint
-from dataflux.llm.server import endpoint_for
+from dataflux.llm.replicas import ServedEndpoint, role_endpoint
 from dataflux.runners.base import Runner, StageStats
 from dataflux.settings import Section, one_of
 from dataflux.shards import Shard
@@ -53,7 +53,17 @@ class EurekaAnswererConfig(Section):
     checkpoint: str
 
 
-AnswererConfig = Annotated[Union[AnalyzerAnswererConfig, OpenAIAnswererConfig, EurekaAnswererConfig],
+class ServedAnswererConfig(Section):
+    """An audio LM served on the Ray cluster by the pipeline (`vllm`: vLLM's engine; `hf`: transformers)."""
+
+    name: str
+    backend: Literal["vllm", "hf"]
+    endpoint: ServedEndpoint
+    max_tokens: int = 2048
+
+
+AnswererConfig = Annotated[Union[AnalyzerAnswererConfig, OpenAIAnswererConfig, EurekaAnswererConfig,
+                                 ServedAnswererConfig],
                            Field(discriminator="backend")]
 
 
@@ -77,7 +87,20 @@ class OpenAIJudgeConfig(Section):
     rules_dir: str | None = None
 
 
-JudgeConfig = one_of("backend", RulesJudgeConfig, LocalJudgeConfig, OpenAIJudgeConfig)
+class VllmJudgeConfig(Section):
+    """A text LM served by vLLM on the Ray cluster."""
+
+    backend: Literal["vllm"] = "vllm"
+    endpoint: ServedEndpoint
+    rules_dir: str | None = None
+
+
+class HfJudgeConfig(VllmJudgeConfig):
+    backend: Literal["hf"] = "hf"
+
+
+JudgeConfig = one_of("backend", RulesJudgeConfig, LocalJudgeConfig, OpenAIJudgeConfig, VllmJudgeConfig,
+                     HfJudgeConfig)
 DEFAULT_ANSWERERS = (AnalyzerAnswererConfig(name="listener_a", backend="analyzer", stack="whisper"),
                      AnalyzerAnswererConfig(name="listener_b", backend="analyzer", stack="signal"))
 
@@ -111,8 +134,9 @@ def build_chain(config: VerifyConfig, thresholds: TagThresholds, cache_path: str
         if spec.backend == "analyzer":
             res = Resources(num_cpus=config.num_cpus, batch_size=config.batch_size)
             chain.append(AnalyzerAnswerer(spec.name, spec.stack, thresholds, config.threads, res))
-        elif spec.backend == "openai":
-            chain.append(OpenAIAnswerer(spec.name, spec.endpoint, cache_path,
+        elif spec.backend in ("openai", "vllm", "hf"):
+            chain.append(OpenAIAnswerer(spec.name, role_endpoint(stack, spec.backend, spec.endpoint), cache_path,
+                                        backend=spec.backend, max_tokens=getattr(spec, "max_tokens", 2048),
                                         resources=Resources(num_cpus=0.1, batch_size=config.batch_size)))
         else:
             from verifiers.eureka import EurekaAnswerer  # the training stage's checkpoints
@@ -123,7 +147,8 @@ def build_chain(config: VerifyConfig, thresholds: TagThresholds, cache_path: str
     if judge.backend == "rules":
         chain.append(RulesJudge())
     else:
-        chain.append(LLMJudge(endpoint_for(stack, judge.endpoint), cache_path, judge.backend, judge.rules_dir))
+        chain.append(LLMJudge(role_endpoint(stack, judge.backend, judge.endpoint), cache_path, judge.backend,
+                              judge.rules_dir))
     return chain
 
 
