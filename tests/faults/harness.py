@@ -113,5 +113,13 @@ def stage_durations(lines: list[tuple[float, str]]) -> dict[str, float]:
     return took
 
 
+def finished_at(lines: list[tuple[float, str]], stage: str, after: float) -> float | None:
+    """When a task of `stage` logged its 'Finished' line after `after` (None: it did not finish)."""
+    for at, line in lines:
+        if at >= after and f"Task run '{stage}[" in line and "Finished in state" in line:
+            return at
+    return None
+
+
 def corpus_rows(run_dir: Path) -> list[dict]:
     return RunFolder(run_dir).table("corpus").read().to_pylist()
