@@ -49,10 +49,21 @@ def paths(tmp_path_factory):
     (root / "no_metrics.json").write_text(json.dumps({"samples": 3}))
     (root / "bad.yaml").write_text("ingest: {batch_sise: 3}\n")
     (root / "empty").mkdir()
-    return {"RUN": root / "run", "FILE": root / "file.txt", "MISSING": root / "missing", "CK": root / "checkpoint",
-            "SUMMARY": root / "summary.json", "NOT_JSON": root / "not_json.json", "NO_METRICS": root / "no_metrics.json",
-            "BAD_YAML": root / "bad.yaml", "OUT": root / "out", "EMPTY": root / "empty", "DEMO": DEMO, "TRAIN": TRAIN,
-            "AUDIO": DEMO_AUDIO}
+    return {
+        "RUN": root / "run",
+        "FILE": root / "file.txt",
+        "MISSING": root / "missing",
+        "CK": root / "checkpoint",
+        "SUMMARY": root / "summary.json",
+        "NOT_JSON": root / "not_json.json",
+        "NO_METRICS": root / "no_metrics.json",
+        "BAD_YAML": root / "bad.yaml",
+        "OUT": root / "out",
+        "EMPTY": root / "empty",
+        "DEMO": DEMO,
+        "TRAIN": TRAIN,
+        "AUDIO": DEMO_AUDIO,
+    }
 
 
 # (argv with PLACEHOLDERS from `paths`, text the one stderr line must contain)
@@ -76,8 +87,14 @@ CASES = [
     (["tables", "dump", "RUN"], "argument action: invalid choice"),
     (["tables", "show", "RUN", "--table", "nope"], "argument --table: unknown table 'nope'"),
     (["tables", "show", "RUN", "--table", "questions"], "argument --table: table 'questions' does not exist"),
-    (["tables", "show", "RUN", "--table", "corpus", "--version", "9"], "argument --version: table 'corpus' has versions 0..0, not 9"),
-    (["tables", "show", "RUN", "--table", "corpus", "--version", "-1"], "argument --version: table 'corpus' has versions 0..0"),
+    (
+        ["tables", "show", "RUN", "--table", "corpus", "--version", "9"],
+        "argument --version: table 'corpus' has versions 0..0, not 9",
+    ),
+    (
+        ["tables", "show", "RUN", "--table", "corpus", "--version", "-1"],
+        "argument --version: table 'corpus' has versions 0..0",
+    ),
     (["tables", "show", "RUN", "--table", "corpus", "--version", "x"], "argument --version: invalid int"),
     (["tables", "show", "RUN", "--table", "corpus", "--limit", "-1"], "argument --limit: must be >= 0"),
     # llm serve
@@ -89,7 +106,10 @@ CASES = [
     (["llm"], "ACTION"),
     # export
     (["export", "MISSING", "--out", "OUT"], "argument RUN_DIR: run folder"),
-    (["export", "RUN", "--table", "corpus", "--version", "9", "--out", "OUT"], "argument --version: table 'corpus' has versions 0..0, not 9"),
+    (
+        ["export", "RUN", "--table", "corpus", "--version", "9", "--out", "OUT"],
+        "argument --version: table 'corpus' has versions 0..0, not 9",
+    ),
     (["export", "RUN", "--table", "nope", "--out", "OUT"], "argument --table: unknown table 'nope'"),
     (["export", "RUN", "--table", "clips", "--out", "OUT"], "argument --table: table 'clips' does not exist"),
     (["export", "RUN", "--format", "csv", "--out", "OUT"], "argument --format: invalid choice"),
@@ -115,10 +135,22 @@ CASES = [
     (["evaluate", "--checkpoint", "EMPTY", "--data", "RUN", "--out", "OUT"], "argument --checkpoint:"),
     (["evaluate", "--checkpoint", "CK", "--data", "MISSING.jsonl", "--out", "OUT"], "argument --data: file"),
     (["evaluate", "--checkpoint", "CK", "--data", "MISSING", "--out", "OUT"], "argument --data: run folder"),
-    (["evaluate", "--checkpoint", "CK", "--data", "RUN@9", "--out", "OUT"], "argument --data: table 'corpus' has versions 0..0"),
-    (["evaluate", "--checkpoint", "CK", "--data", "RUN", "--out", "OUT", "--eval-fraction", "0"], "argument --eval-fraction: must be in (0, 1)"),
-    (["evaluate", "--checkpoint", "CK", "--data", "RUN", "--out", "OUT", "--eval-fraction", "1.5"], "argument --eval-fraction: must be in (0, 1)"),
-    (["evaluate", "--checkpoint", "CK", "--data", "RUN", "--out", "OUT", "--max-new-tokens", "0"], "argument --max-new-tokens: must be >= 1"),
+    (
+        ["evaluate", "--checkpoint", "CK", "--data", "RUN@9", "--out", "OUT"],
+        "argument --data: table 'corpus' has versions 0..0",
+    ),
+    (
+        ["evaluate", "--checkpoint", "CK", "--data", "RUN", "--out", "OUT", "--eval-fraction", "0"],
+        "argument --eval-fraction: must be in (0, 1)",
+    ),
+    (
+        ["evaluate", "--checkpoint", "CK", "--data", "RUN", "--out", "OUT", "--eval-fraction", "1.5"],
+        "argument --eval-fraction: must be in (0, 1)",
+    ),
+    (
+        ["evaluate", "--checkpoint", "CK", "--data", "RUN", "--out", "OUT", "--max-new-tokens", "0"],
+        "argument --max-new-tokens: must be >= 1",
+    ),
     (["evaluate", "--checkpoint", "CK", "--data", "RUN", "--out", "EMPTY", "--score-only"], "argument --out:"),
     # compare, model info
     (["compare", "MISSING", "SUMMARY"], "argument A: file"),
