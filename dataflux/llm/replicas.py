@@ -26,6 +26,8 @@ from typing import Literal
 from dataflux.llm.client import Endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
+# Ray ends a named actor once no handle to it is left: the driver keeps one per replica for the job
+_HANDLES: dict[str, object] = {}
 
 
 class ServedEndpoint(Endpoint):
@@ -44,6 +46,7 @@ class ServedEndpoint(Endpoint):
     max_num_seqs: int | None = None
     reasoning_parser: str | None = None  # vLLM's parser that splits <think> traces into reasoning_content
     extra_args: tuple[str, ...] = ()  # more `vllm serve` flags
+    host: str | None = None  # the address servers bind to; the node's address in the cluster by default
     python: str | None = None  # the interpreter with vLLM; `.venv-vllm/bin/python` or $DATAFLUX_VLLM_PYTHON
     start_timeout_s: float = 900.0
 
@@ -89,8 +92,8 @@ class ReplicaServer:
     """One replica: a server process on this actor's node, on a free port of the node's address. The
     process dies with the actor (PR_SET_PDEATHSIG), so a killed actor or job leaves no server behind."""
 
-    def __init__(self, cmd_args: list[str], log_dir: str):
-        self.cmd_args, self.log_dir, self.process, self.url = cmd_args, log_dir, None, None
+    def __init__(self, cmd_args: list[str], log_dir: str, host: str | None = None):
+        self.cmd_args, self.log_dir, self.host, self.process, self.url = cmd_args, log_dir, host, None, None
 
     def start(self, timeout_s: float) -> str:
         import subprocess
@@ -102,7 +105,9 @@ class ReplicaServer:
 
         if self.url is not None and self.process.poll() is None:
             return self.url
-        host = ray.util.get_node_ip_address()
+        # the address the cluster reaches this node by (a worker process's own guess may be another interface)
+        node_id = ray.get_runtime_context().get_node_id()
+        host = self.host or next(n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id)
         port = free_port()
         cmd = [a.replace("{host}", host).replace("{port}", str(port)) for a in self.cmd_args]
         log_path = Path(self.log_dir) / f"replica-{port}.log"
@@ -127,12 +132,13 @@ class ReplicaServer:
                            f"{log_tail(log_path)}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+        process = getattr(self, "process", None)  # __del__ also runs on Ray's wrapper class
+        if process is not None and process.poll() is None:
+            process.terminate()
             try:
-                self.process.wait(timeout=20)
+                process.wait(timeout=20)
             except Exception:
-                self.process.kill()
+                process.kill()
         self.url = None
 
     def __del__(self):
@@ -202,9 +208,11 @@ def start_replicas(stack: ExitStack | None, spec: ServedEndpoint, backend: str =
             pg = placement_group([{"CPU": spec.num_cpus, "GPU": gpus}], strategy="STRICT_PACK")
             ray.get(pg.ready(), timeout=spec.start_timeout_s)
             options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(placement_group=pg)
-        actors.append(ray.remote(ReplicaServer).options(**options).remote(cmd, log_dir))
+        actors.append(ray.remote(ReplicaServer).options(**options).remote(cmd, log_dir, spec.host))
+        _HANDLES[name] = actors[-1]
     urls = ray.get([a.start.remote(spec.start_timeout_s) for a in actors])
-    request_settings = spec.model_dump(include=set(Endpoint.model_fields) - {"base_url", "base_urls", "model"})
+    served = {"base_url", "base_urls", "model", "flavor"}
+    request_settings = spec.model_dump(include=set(Endpoint.model_fields) - served)
     return Endpoint(**request_settings, base_url=urls[0], base_urls=tuple(urls[1:]),
                     model=spec.name_for_requests(), flavor="openai")
 
@@ -229,3 +237,4 @@ def stop_replicas(spec: ServedEndpoint, backend: str = "vllm") -> None:
             continue
         ray.get(actor.stop.remote())
         ray.kill(actor)
+        _HANDLES.pop(f"dataflux-model-{replica_key(spec, backend)}-{i}", None)
