@@ -1,0 +1,31 @@
+"""`dataflux deploy` against a real Prefect server registers what prefect.yaml declares."""
+
+import re
+
+import pytest
+import yaml
+
+from dataflux.cli import main
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_deploy_registers_the_named_deployment_and_its_work_pool(local_prefect, capsys):
+    from prefect.client.orchestration import get_client
+
+    declared = {d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
+    assert main(["deploy", "--only", "eureka-evaluate"]) == 0  # Prefect prints a table of its own too
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("deployed ")]
+    assert len(lines) == 1, lines
+    spec = declared["eureka-evaluate"]
+    m = re.fullmatch(rf"deployed ([\w-]+)/eureka-evaluate \(([0-9a-f-]{{36}})\): {len(spec.get('schedules', []))} "
+                     rf"schedule\(s\), {len(spec.get('triggers', []))} trigger\(s\)", lines[0])
+    assert m, lines
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment(m.group(2))
+        assert deployment.name == "eureka-evaluate" and deployment.work_pool_name == "dataflux"
+        assert deployment.parameters == spec["parameters"]
+        names = {d.name for d in client.read_deployments()}
+        assert names == {"eureka-evaluate"}  # --only: nothing else registered
+        assert client.read_work_pool("dataflux").type == "process"
