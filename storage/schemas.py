@@ -107,7 +107,7 @@ QUESTIONS = pa.schema([
 TABLES["questions"] = (QUESTIONS, ("question_id",))
 
 ANSWER = pa.struct([("answerer", S), ("backend", S), ("model", S), ("letter", S), ("reasoning", S), ("raw", S),
-                    ("parse", S)])
+                    ("parse", S), ("trace", S)])  # trace: the model's thinking, apart from its reasoning
 VERDICTS = pa.schema([
     pa.field("question_id", S, nullable=False),
     pa.field("clip_id", S, nullable=False),

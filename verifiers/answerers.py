@@ -45,9 +45,19 @@ def leaf_of(node_path: str) -> str:
 
 
 def answer(name: str, backend: str, model: str | None, letter: str | None, reasoning: str,
-           raw: str | None = None, how: str | None = None) -> dict:
+           raw: str | None = None, how: str | None = None, trace: str | None = None) -> dict:
+    """`reasoning`: the reply after any thinking; `trace`: the model's thinking, kept apart (a server's
+    `reasoning_content`, or the reply's `<think>` block)."""
     return {"answerer": name, "backend": backend, "model": model, "letter": letter, "reasoning": reasoning,
-            "raw": raw, "parse": how}
+            "raw": raw, "parse": how, "trace": trace}
+
+
+def think_trace(text: str, reasoning_content: str | None) -> str | None:
+    if reasoning_content:
+        return reasoning_content.strip()
+    if "</think>" in text:
+        return text.rsplit("</think>", 1)[0].split("<think>", 1)[-1].strip()
+    return None
 
 
 class Answerer(Stage):
@@ -118,9 +128,10 @@ class OpenAIAnswerer(UsesEndpoint, Answerer):
     """An audio reasoning model (e.g. Qwen3-Omni-Thinking, Step-Audio-R1 behind vLLM)."""
 
     def __init__(self, name: str, endpoint, cache_path: str | None, max_tokens: int = 2048,
-                 resources: Resources | None = None, backend: str = "openai"):
+                 resources: Resources | None = None, backend: str = "openai", params: dict | None = None):
         super().__init__(name, resources or Resources(num_cpus=0.1, batch_size=16))
         self.endpoint, self.cache_path, self.max_tokens, self.backend = endpoint, cache_path, max_tokens, backend
+        self.params = params or {}  # more sampling parameters for this role (they are part of the cache key)
 
     def setup(self) -> None:
         from importlib import resources
@@ -132,7 +143,7 @@ class OpenAIAnswerer(UsesEndpoint, Answerer):
         from dataflux.llm.client import LLMError, run_all
 
         requests = [{"messages": answerer_messages(item, self.system), "template_version": ANSWERER_PROMPT_VERSION,
-                     "temperature": 0.0, "max_tokens": self.max_tokens} for item in items]
+                     "temperature": 0.0, "max_tokens": self.max_tokens, **self.params} for item in items]
         result = Result()
         for item, reply in zip(items, run_all(self.client, requests)):
             if isinstance(reply, LLMError):
@@ -141,6 +152,7 @@ class OpenAIAnswerer(UsesEndpoint, Answerer):
                 continue
             letter, how = extract_letter(reply.text, item["options"])
             reasoning = strip_think(reply.text).strip()
-            entry = answer(self.name, self.backend, self.endpoint.model, letter, reasoning, reply.text, how)
+            entry = answer(self.name, self.backend, self.endpoint.model, letter, reasoning, reply.text, how,
+                           think_trace(reply.text, reply.reasoning))
             result.rows.append(with_answer(item, entry))
         return result
