@@ -53,9 +53,9 @@ def test_the_openai_flavour_json_schema_is_refused_by_llama_cpp_python(llm_serve
     """What a real OpenAI endpoint takes (`{"type": "json_schema", ...}`) is refused by the installed
     llama-cpp-python server (0.3.x), whose response_format type is only "text" or "json_object"
     (llama_types.ChatCompletionRequestResponseFormat); its error handler turns that validation error
-    into an HTTP 500. That is why the embedded endpoint uses the "llama.cpp" flavour. No server
-    reachable offline here speaks json_schema, so the openai shape is checked for its refusal and its
-    reason; if the server starts accepting it, switch this test to assert the reply."""
+    into an HTTP 500. That is why the embedded endpoint uses the "llama.cpp" flavour. The server that
+    speaks json_schema is vLLM's (the `vllm` backend, flavour "openai", tests/roles); here the openai
+    shape is checked for its refusal and its reason; if llama.cpp starts accepting it, assert the reply."""
     client = LLMClient(Endpoint(base_url=llm_server.base_url, model=MODEL_ALIAS, flavor="openai", max_retries=0))
     assert client.response_format({"type": "object"}, "Verdict")["type"] == "json_schema"
     (reply,) = run_all(client, [{"messages": [{"role": "user", "content": "Say hi as JSON."}],
