@@ -27,7 +27,6 @@ class ModelLoadError(RuntimeError):
 class Analyzer(Stage):
     version = "1"
     inputs = ("clip_id", "pcm")
-    output_table = "annotations"
     fields: ClassVar[dict[str, str]]  # field name -> unit ("" for none)
     speech_only: ClassVar[bool] = False
 
