@@ -147,7 +147,8 @@ def gpu_part(batch_size: int, text_tokens: int, decode_tokens: int, preset: str 
     name = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
     peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
     achieved = flops / step_s / 1e12
-    train = {"batch_size": batch_size, "seq_len": seq, "audio_tokens": audio_tokens, "seconds_per_step": round(step_s, 4),
+    train = {"batch_size": batch_size, "seq_len": seq, "audio_tokens": audio_tokens,
+             "seconds_per_step": round(step_s, 4),
              "tokens_per_s": round(batch_size * seq / step_s, 1), "achieved_tflops": round(achieved, 1),
              "peak_tflops_spec": peak, "mfu": round(achieved / peak, 4) if peak else None,
              "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2 ** 30, 2) if dev.type == "cuda" else None}

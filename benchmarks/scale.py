@@ -190,11 +190,13 @@ def main(sizes: list[int]) -> None:
                         for r in results)
     write_result("scale", "wall seconds per clip, 10k clips, synthesize flow", big["seconds_per_clip"],
                  "wall seconds per clip, 1k clips", small["seconds_per_clip"],
-                 "per-clip ratio <= 1.2; peak private memory (flow process + Ray workers) 10k/1k <= 1.5; task runs bounded",
+                 "per-clip ratio <= 1.2; peak private memory (flow process + Ray workers) 10k/1k <= 1.5; "
+                 "task runs bounded",
                  per_clip_ratio <= 1.2 and memory_ratio <= 1.5 and bounded_tasks
                  and all(r["inputs_accounted"] for r in results),
                  memory_ratio=round(memory_ratio, 3),
-                 driver_memory_ratio=round(big["peak_driver_anon_mb"] / small["peak_driver_anon_mb"], 3), task_runs_bounded=bounded_tasks, runs=results,
+                 driver_memory_ratio=round(big["peak_driver_anon_mb"] / small["peak_driver_anon_mb"], 3),
+                 task_runs_bounded=bounded_tasks, runs=results,
                  config=CONFIG, shard_size=SHARD_SIZE, max_shards=MAX_SHARDS)
 
 

@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", required=True, help="an Eureka-Audio checkpoint folder")
     evaluate.add_argument("--data", required=True, help="RUN_DIR[@VERSION] (held-out split) or a .jsonl/.parquet file")
     evaluate.add_argument("--out", required=True)
-    evaluate.add_argument("--max-new-tokens", type=int, help="cap for every task (defaults: mcq 512, asr 448, label 32)")
+    evaluate.add_argument("--max-new-tokens", type=int,
+                          help="cap for every task (defaults: mcq 512, asr 448, label 32)")
     evaluate.add_argument("--eval-fraction", type=float, default=0.1)
     evaluate.add_argument("--score-only", action="store_true", help="re-score existing predictions")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -287,7 +288,8 @@ def cmd_compare(args) -> int:
 
     result = compare(_summary_file("A", args.a), _summary_file("B", args.b))
     for row in result["metrics"]:
-        print(f"{row['metric']}: {row['a']} -> {row['b']} ({row['delta']:+}) {'better' if row['b_better'] else 'tie' if row['tie'] else 'worse'}")
+        verdict = "better" if row["b_better"] else "tie" if row["tie"] else "worse"
+        print(f"{row['metric']}: {row['a']} -> {row['b']} ({row['delta']:+}) {verdict}")
     print(f"verdict: B is {result['verdict']} (decided by {result['decided_by']})")
     return 0
 

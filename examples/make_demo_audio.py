@@ -245,7 +245,7 @@ def make_demo(out_dir: Path) -> list[dict]:
             loudness_level="normal", transcript=" ".join(long_text), generator="piper:en_US-joe-medium"),
             fmt="flac")
 
-    for k, (voice_name, lang, gender, text) in enumerate(OTHER_LANGUAGES):
+    for voice_name, lang, gender, text in OTHER_LANGUAGES:
         audio, sr = espeak(text, voice_name, PITCH["medium"], RATE_WPM["normal"])
         audio = set_level(trim(audio, sr), LOUDNESS_DBFS["normal"])
         add(f"{lang}_{gender}", audio, sr, dict(
@@ -293,7 +293,8 @@ def make_bad(out_dir: Path, demo_dir: Path) -> None:
     sf.write(out_dir / "inf_samples.wav", inf, sr, subtype="FLOAT")
     (out_dir / "absurd_rate.wav").write_bytes(wav_header(3, 1, 16, len(pcm)) + pcm)
     (out_dir / "not_audio.mp3").write_text("<html><body>404 Not Found</body></html>\n" * 20)
-    (out_dir / "corrupt_flac.flac").write_bytes(b"fLaC" + bytes(np.random.default_rng(7).integers(0, 256, 4000, dtype=np.uint8)))
+    noise = np.random.default_rng(7).integers(0, 256, 4000, dtype=np.uint8)
+    (out_dir / "corrupt_flac.flac").write_bytes(b"fLaC" + bytes(noise))
     first = sorted(p for p in demo_dir.iterdir() if p.suffix == ".flac")[0]
     shutil.copy(first, out_dir / f"duplicate_of_{first.name}")
 

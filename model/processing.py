@@ -70,7 +70,8 @@ class EurekaAudioProcessor(ProcessorMixin):
             mask = np.zeros(total // HOP_LENGTH, dtype=np.int64)
             mask[: -(-len(audio) // HOP_LENGTH)] = 1
             masks.append(mask)
-        return {"input_features": torch.from_numpy(np.stack(feats)), "input_features_mask": torch.from_numpy(np.stack(masks))}
+        return {"input_features": torch.from_numpy(np.stack(feats)),
+                "input_features_mask": torch.from_numpy(np.stack(masks))}
 
     # Text ---------------------------------------------------------------------------------------------
     def prompt(self, text: str, num_samples: int | None, system: str | None = None) -> str:
@@ -117,7 +118,7 @@ class EurekaAudioProcessor(ProcessorMixin):
         ids, labels, mask = [], [], []
         for e in encoded:
             n = longest - len(e["input_ids"])
-            fill = lambda seq, v: ([v] * n + seq) if padding_side == "left" else (seq + [v] * n)  # noqa: E731
+            fill = lambda seq, v, n=n: ([v] * n + seq) if padding_side == "left" else (seq + [v] * n)  # noqa: E731
             ids.append(fill(e["input_ids"], pad_id))
             labels.append(fill(e["labels"], IGNORE))
             mask.append(fill([1] * len(e["input_ids"]), 0))

@@ -79,7 +79,8 @@ def seed_everything(seed: int) -> None:
 def rng_state() -> dict:
     """Every RNG in plain types and tensors, so the state loads with `weights_only=True` (no pickled code)."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"python": random.getstate(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+    return {"python": random.getstate(),
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
             "torch": torch.get_rng_state()}
 
 
@@ -187,7 +188,8 @@ class Trainer:
             ce = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                                                    labels[:, 1:].reshape(-1), ignore_index=IGNORE, reduction="sum")
             c = model.config
-            loss = ce / window_tokens + (c.router_aux_loss_coef * out.aux_loss + c.router_z_loss_coef * out.z_loss) / len(micro)
+            router = c.router_aux_loss_coef * out.aux_loss + c.router_z_loss_coef * out.z_loss
+            loss = ce / window_tokens + router / len(micro)
             loss.backward()
             ce_total += ce.item()
             aux_total += out.aux_loss.item() / len(micro)

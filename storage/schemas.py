@@ -143,7 +143,8 @@ _ITEM = [
     pa.field("winner", S, nullable=False),
     pa.field("consistency_with_caption", S, nullable=False),
     pa.field("hard", B),  # a Eureka-Audio answerer got it wrong
-    pa.field("lineage", S, nullable=False),  # JSON: writer, answerers, judge (backends, models, prompt versions), config hash
+    # JSON: writer, answerers, judge (backends, models, prompt versions), config hash
+    pa.field("lineage", S, nullable=False),
 ]
 KEPT = pa.schema([*_ITEM, *LINEAGE])
 TABLES["kept"] = (KEPT, ("question_id",))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Literal

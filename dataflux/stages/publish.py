@@ -44,7 +44,8 @@ class Publish(Step):
             raise RuntimeError(f"publish: {len(missing)} kept clips are not in the clips table, e.g. {min(missing)}")
 
         def rows():  # the kept items with their clip's audio, a bounded number of clips at a time
-            for clips in ctx.run.table("clips").scan(["clip_id", "audio", "duration_s"], ("clip_id", set(by_clip)), 512):
+            columns = ["clip_id", "audio", "duration_s"]
+            for clips in ctx.run.table("clips").scan(columns, ("clip_id", set(by_clip)), 512):
                 yield conform([{**k, "audio": c["audio"], "duration_s": c["duration_s"],
                                 "published_version": version, "producer": PRODUCER}
                                for c in clips.to_pylist() for k in by_clip[c["clip_id"]]], corpus.schema)

@@ -54,7 +54,8 @@ class Browser:
                 return message.get("result", {})
 
     def text(self) -> str:
-        return self.call("Runtime.evaluate", expression="document.body.innerText", returnByValue=True)["result"]["value"]
+        reply = self.call("Runtime.evaluate", expression="document.body.innerText", returnByValue=True)
+        return reply["result"]["value"]
 
     def open(self, url: str, wait_for: str | None = None, timeout: float = 60) -> str:
         """Navigate, then wait until the page's text holds `wait_for` (or the timeout); return the text."""

@@ -50,7 +50,8 @@ def wait_for_runs(client, deployment_name: str, n: int, timeout: float = 600):
 
     deadline = time.time() + timeout
     while time.time() < deadline:
-        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment_name])))
+        names = DeploymentFilter(name=DeploymentFilterName(any_=[deployment_name]))
+        runs = client.read_flow_runs(deployment_filter=names)
         final = [r for r in runs if r.state and r.state.is_final()]
         if len(final) >= n:
             return final
@@ -188,7 +189,8 @@ def test_an_incremental_run_processes_only_the_new_files(prefect, tmp_path):
     old = set(run.table("corpus").read(version=first["version"], columns=["question_id"])["question_id"].to_pylist())
     new = set(run.table("corpus").read(columns=["question_id"])["question_id"].to_pylist())
     assert old < new
-    clips = {r["clip_id"]: r["source_uri"] for r in run.table("clips").read(columns=["clip_id", "source_uri"]).to_pylist()}
+    rows = run.table("clips").read(columns=["clip_id", "source_uri"]).to_pylist()
+    clips = {r["clip_id"]: r["source_uri"] for r in rows}
     added = {c for c, uri in clips.items() if Path(uri).name in ("010_en_female_low_slow.m4a", "029_fr_male.mp3")}
     corpus_clips = set(run.table("corpus").read(columns=["clip_id"])["clip_id"].to_pylist())
     assert added & corpus_clips  # the new version holds items of the new clips beside the old ones
