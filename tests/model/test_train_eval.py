@@ -10,6 +10,7 @@ import torch
 
 from model.data import CorpusSpec
 from model.evaluate import EvalConfig, evaluate
+from model.processing import IGNORE
 from model.train import Trainer, load_train_config, train
 from tests.conftest import ROOT
 
@@ -73,11 +74,12 @@ def test_accumulated_micro_batches_give_the_full_batch_gradient(corpus, tmp_path
 def test_too_long_samples_are_skipped_and_counted(corpus, tmp_path):
     config = load_train_config(CONFIG, output_dir=str(tmp_path), max_steps=2)
     trainer = Trainer(config, corpus)
-    end = trainer.processor.tokenizer.convert_tokens_to_ids("<|audio_end|>")
-    ends = sorted(trainer.processor.encode(s.prompt, s.audio, s.target, s.system)["input_ids"].index(end)
-                  for s in trainer.data[0])
-    median = ends[len(ends) // 2]  # about half the samples' audio would be cut: those are skipped
-    summary = train(config.model_copy(update=dict(max_length=median + 80)), corpus)  # room for some of the answer
+    starts = []  # where each sample's answer (the first label) begins
+    for s in trainer.data[0]:
+        labels = trainer.processor.encode(s.prompt, s.audio, s.target, s.system)["labels"]
+        starts.append(next(i for i, label in enumerate(labels) if label != IGNORE))
+    median = sorted(starts)[len(starts) // 2]  # about half the samples keep none of their answer: skipped
+    summary = train(config.model_copy(update=dict(max_length=median + 20)), corpus)  # room for some of the answer
     assert summary["skipped_too_long"] > 0 and summary["steps"] == 2
     with pytest.raises(ValueError, match="no sample fits max_length=40"):
         train(config.model_copy(update=dict(max_length=40, output_dir=str(tmp_path / "none"))), corpus)
