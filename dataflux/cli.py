@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--version", type=int, help="table version (default: latest)")
     export.add_argument("--format", choices=["hf", "swift"], default="hf")
     export.add_argument("--out", required=True)
+    export.add_argument("--license", default="unknown",
+                        help="license field of the hf dataset card, a hub license id (default: unknown)")
     export.set_defaults(func=cmd_export)
     server = sub.add_parser("server", help="start a local Prefect server (SQLite, 127.0.0.1) and a process worker")
     server.add_argument("--port", type=int, default=4200)
@@ -375,7 +377,7 @@ def cmd_export(args) -> int:
     _existing_table("--table", run, args.table, args.version)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise BadArgument("--out", f"{args.out} is a file, not a folder")
-    info = export_table(run, args.table, args.out, args.format, args.version)
+    info = export_table(run, args.table, args.out, args.format, args.version, license=args.license)
     print(f"exported {info['rows']} rows of {info['table']} version {info['version']} as {info['format']} "
           f"to {args.out}")
     return 0
