@@ -101,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--license", default="unknown",
                         help="license field of the hf dataset card, a hub license id (default: unknown)")
     export.set_defaults(func=cmd_export)
+    maintain = sub.add_parser("maintain", help="compact and vacuum a run folder's tables, write checkpoints, "
+                                                "prune the LLM cache; prints what it freed")
+    maintain.add_argument("run_dir")
+    maintain.add_argument("--retention-hours", type=float, default=24 * 7,
+                          help="every version committed within this many hours stays readable (default: 168)")
+    maintain.add_argument("--no-compact", action="store_true", help="vacuum and checkpoint only")
+    maintain.add_argument("--keep-cache", action="store_true", help="leave the LLM cache as it is")
+    maintain.add_argument("--dry-run", action="store_true", help="say what would be deleted; change nothing")
+    maintain.set_defaults(func=cmd_maintain)
     server = sub.add_parser("server", help="start a local Prefect server (SQLite, 127.0.0.1) and a process worker")
     server.add_argument("--port", type=int, default=4200)
     server.add_argument("--pool", default="dataflux", help="work pool the worker serves")
@@ -380,6 +389,19 @@ def cmd_export(args) -> int:
     info = export_table(run, args.table, args.out, args.format, args.version, license=args.license)
     print(f"exported {info['rows']} rows of {info['table']} version {info['version']} as {info['format']} "
           f"to {args.out}")
+    return 0
+
+
+def cmd_maintain(args) -> int:
+    _in_range("--retention-hours", args.retention_hours, 0)
+    run = _existing_run(args.run_dir)
+    if run.local_path is None:
+        raise BadArgument("RUN_DIR", "maintain works on local run folders")
+    from flows.maintain import describe, maintain_run
+
+    for line in describe(maintain_run(str(run.local_path), args.retention_hours, not args.no_compact,
+                                      not args.keep_cache, args.dry_run)):
+        print(line)
     return 0
 
 

@@ -27,6 +27,10 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 APPEND_FILE_ROWS = 4096  # rows per Parquet file written by Table.append
 
 
+class VersionVacuumed(FileNotFoundError):
+    """An old table version whose files were deleted by a vacuum past its retention window."""
+
+
 class StorageError(OSError):
     """A table could not be written (disk full, read-only or unwritable folder, ...). The commit did
     not happen: the table's visible versions are unchanged."""
@@ -51,11 +55,18 @@ class Table:
 
     def _delta(self, version: int | None = None) -> DeltaTable | None:
         try:
-            return DeltaTable(self.uri, version=version, storage_options=self.storage_options)
+            dt = DeltaTable(self.uri, version=version, storage_options=self.storage_options)
         except TableNotFoundError:
             if version is not None:
                 raise
             return None
+        if version is not None and _is_local(self.uri):
+            gone = [f for f in dt.file_uris() if not os.path.exists(f.removeprefix("file://"))]
+            if gone:
+                raise VersionVacuumed(f"table {self.uri} version {version} is no longer readable: {len(gone)} of "
+                                      f"its {len(dt.file_uris())} files were vacuumed (`dataflux maintain` keeps "
+                                      f"the versions of its retention window, 7 days by default, and the latest)")
+        return dt
 
     def exists(self) -> bool:
         return self._delta() is not None

@@ -31,16 +31,39 @@ class RequestCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
                          "created REAL NOT NULL)")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
+        if "template" not in columns:  # the prompt-template version, so that `prune` can drop retired ones
+            self._db.execute("ALTER TABLE responses ADD COLUMN template TEXT")
 
     def get(self, key: str) -> dict | None:
         with self._lock:
             row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def put(self, key: str, value: dict) -> None:
+    def put(self, key: str, value: dict, template: str | None = None) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)",
-                             (key, json.dumps(value, sort_keys=True), time.time()))
+            self._db.execute("INSERT OR REPLACE INTO responses (key, value, created, template) VALUES (?, ?, ?, ?)",
+                             (key, json.dumps(value, sort_keys=True), time.time(), template))
+
+    def templates(self) -> dict[str | None, int]:
+        """Rows per prompt-template version (None: rows written before versions were recorded)."""
+        with self._lock:
+            return dict(self._db.execute("SELECT template, COUNT(*) FROM responses GROUP BY template").fetchall())
+
+    def prune(self, keep: set[str]) -> dict:
+        """Delete the answers of prompt-template versions not in `keep` (their keys can never be asked
+        again) and give the space back; rows of unknown version stay. Returns rows deleted per version
+        and the bytes the file shrank by."""
+        before = self.path.stat().st_size
+        retired = f"template IS NOT NULL AND template NOT IN ({', '.join('?' * len(keep)) or chr(39) * 2})"
+        with self._lock:
+            dropped = dict(self._db.execute(f"SELECT template, COUNT(*) FROM responses WHERE {retired} "
+                                            "GROUP BY template", tuple(keep)).fetchall())
+            if dropped:
+                self._db.execute(f"DELETE FROM responses WHERE {retired}", tuple(keep))
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._db.execute("VACUUM")
+        return {"rows_deleted": dropped, "bytes_freed": max(0, before - self.path.stat().st_size)}
 
     def __len__(self) -> int:
         with self._lock:

@@ -163,7 +163,7 @@ class LLMClient:
                     completion = self._accept(reply, schema, body)
                     if self.cache is not None:
                         self.cache.put(key, {"text": completion.text, "usage": completion.usage,
-                                             "reasoning": completion.reasoning})
+                                             "reasoning": completion.reasoning}, template_version)
                     return completion
                 except Exception as e:  # classify: retry, or fail for good
                     retryable, reason, retry_after, body_text = self._classify(e)
