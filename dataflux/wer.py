@@ -5,7 +5,10 @@ characters."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
 
 
 @dataclass
@@ -28,10 +31,16 @@ class WerCounts:
         return errors / self.reference_words if self.reference_words else float(errors > 0)
 
 
+@lru_cache(maxsize=4)
 def normalizer(language: str | None):
+    """Whisper's English normaliser with its British-to-American spelling mapping (english.json, as the
+    published WERs use it; shipped by the whisper-normalizer package), its basic normaliser otherwise."""
     from transformers.models.whisper.english_normalizer import BasicTextNormalizer, EnglishTextNormalizer
 
-    return EnglishTextNormalizer({}) if language in (None, "en") else BasicTextNormalizer()
+    if language not in (None, "en"):
+        return BasicTextNormalizer()
+    spelling = json.loads(files("whisper_normalizer").joinpath("normalizers/english.json").read_text())
+    return EnglishTextNormalizer(spelling)
 
 
 CHAR_LANGUAGES = {"zh", "ja", "th"}

@@ -1,8 +1,9 @@
 """Evaluate a checkpoint: inference (greedy, fixed per task) writes predictions.jsonl, resumable;
 scoring (`model/scoring.py`) writes scored.jsonl, summary.json and report.md.
 
-Data: a corpus version's held-out split (clips chosen by a hash of clip_id), or benchmark files
-(Parquet or JSONL), one row per sample:
+Data: a benchmark in its published layout (`model.benchmarks`: LibriSpeech, FLEURS, Kaldi sets, MMAU,
+MMAR, MMSU, VoiceBench subsets), a corpus version's held-out split (clips chosen by a hash of clip_id), or
+files in our schema (Parquet or JSONL), one row per sample:
 
     id        unique id (the row number when absent)
     task      mcq | asr | label (mcq when absent)
@@ -28,7 +29,8 @@ from dataflux.mcq import mcq_prompt
 from model.data import ASR_SYSTEM, MCQ_SYSTEM, CorpusSpec, Sample, read_corpus
 from model.scoring import score_file
 
-DECODE = {"mcq": {"max_new_tokens": 512}, "asr": {"max_new_tokens": 448}, "label": {"max_new_tokens": 32}}
+DECODE = {"mcq": {"max_new_tokens": 512}, "asr": {"max_new_tokens": 448}, "label": {"max_new_tokens": 32},
+          "ifeval": {"max_new_tokens": 512}, "refusal": {"max_new_tokens": 512}}
 LABEL_SYSTEM = "You are an expert listener. Answer with one word."
 
 
@@ -81,8 +83,14 @@ def load_file(path: str | Path) -> list[Sample]:
     return samples
 
 
-def load_data(data: str, eval_fraction: float) -> tuple[list[Sample], str]:
-    """`RUN_DIR[@VERSION]` (a corpus's held-out split) or a .jsonl / .parquet benchmark file."""
+def load_data(data: str, eval_fraction: float, benchmark: str | None = None, limit: int | None = None,
+              options: dict | None = None) -> tuple[list[Sample], str]:
+    """`RUN_DIR[@VERSION]` (a corpus's held-out split), a .jsonl / .parquet file in our schema, or, with
+    `benchmark` (a reader of `model.benchmarks`), a benchmark in its published layout."""
+    if benchmark:
+        from model.benchmarks import read_benchmark
+
+        return read_benchmark(benchmark, data, limit, **(options or {})), f"{benchmark}:{Path(data).resolve()}"
     if Path(data).suffix in (".jsonl", ".parquet"):
         return load_file(data), str(Path(data).resolve())
     run_dir, _, version = data.partition("@")
@@ -97,7 +105,7 @@ def infer(model, processor, samples: list[Sample], out: Path, config: EvalConfig
     device = next(model.parameters()).device
     model.eval()
     with open(out, "a") as f:
-        for task in ("mcq", "asr", "label"):
+        for task in DECODE:
             group = [s for s in todo if s.task == task]
             limit = config.max_new_tokens.get(task, DECODE[task]["max_new_tokens"])
             for i in range(0, len(group), config.batch_size):
@@ -116,7 +124,8 @@ def infer(model, processor, samples: list[Sample], out: Path, config: EvalConfig
 
 
 def evaluate(checkpoint: str, data: str, out_dir: str | Path, config: EvalConfig = EvalConfig(),
-             score_only: bool = False) -> dict:
+             score_only: bool = False, benchmark: str | None = None, limit: int | None = None,
+             options: dict | None = None) -> dict:
     from model.build import build, is_checkpoint
 
     if not score_only and checkpoint != "tiny" and not is_checkpoint(checkpoint):  # before build's "needs a tokenizer"
@@ -124,7 +133,7 @@ def evaluate(checkpoint: str, data: str, out_dir: str | Path, config: EvalConfig
                                 "with model_type eureka_audio)" if Path(checkpoint).is_dir() else "no such folder"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    samples, dataset = load_data(data, config.eval_fraction)
+    samples, dataset = load_data(data, config.eval_fraction, benchmark, limit, options)
     if not samples:
         raise ValueError(f"{data} gives no evaluation samples")
     predictions = out_dir / "predictions.jsonl"
@@ -136,8 +145,8 @@ def evaluate(checkpoint: str, data: str, out_dir: str | Path, config: EvalConfig
         new = infer(model, processor, samples, predictions, config)
     decode = {t: {"max_new_tokens": config.max_new_tokens.get(t, d["max_new_tokens"]), "do_sample": False}
               for t, d in DECODE.items()}
-    meta = {"model": "eureka-audio", "checkpoint": str(checkpoint), "dataset": dataset, "decode": decode,
-            "samples": len(samples), "inferred_this_run": new}
+    meta = {"model": "eureka-audio", "benchmark": benchmark, "checkpoint": str(checkpoint), "dataset": dataset,
+            "decode": decode, "samples": len(samples), "inferred_this_run": new}
     return score_file(predictions, out_dir, meta)
 
 

@@ -5,7 +5,9 @@
 - ASR: normalised corpus WER = sum(S+D+I) / sum(N_ref) (characters for zh/ja/th), with S/D/I and the
   number of empty hypotheses;
 - paralinguistic labels: the prediction mapped through a synonym table (unmapped = wrong); accuracy
-  and macro-F1.
+  and macro-F1;
+- each benchmark's own rule beside ours: MMAU/MMAR's official string match (`official_accuracy`), IFEval's
+  instruction checkers (prompt/instruction level, strict/loose), AdvBench's refusal-phrase rule.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ def map_label(text: str, family: str, table: dict | None = None) -> str | None:
     return hits.pop() if len(hits) == 1 else None
 
 
-def gold_letter(answer: str, options: list[str]) -> str | None:
+def gold_letter(answer: str, options: list[str] | None) -> str | None:
     """A letter, or an option's text turned into its letter (MMAU files give the text)."""
+    if options is None:  # options only spoken (VoiceBench): the answer is the letter
+        return answer if answer in LETTERS else None
     if answer in LETTERS[:len(options)]:
         return answer
     matches = [i for i, o in enumerate(options) if o.strip().lower() == str(answer).strip().lower()]
@@ -49,7 +53,20 @@ def score_one(p: dict) -> dict:
     if task == "mcq":
         letter, how = extract_letter(p["prediction"], p["options"])
         gold = gold_letter(p["answer"], p["options"])
-        return {**p, "predicted": letter, "parse": how, "gold": gold, "correct": letter is not None and letter == gold}
+        out = {**p, "predicted": letter, "parse": how, "gold": gold, "correct": letter is not None and letter == gold}
+        if p.get("official") == "string_match":  # MMAU/MMAR's own rule on the raw prediction
+            from model.benchmarks.audioqa import string_match
+
+            out["official_correct"] = string_match(p["answer"], p["prediction"], p["options"])
+        return out
+    if task == "ifeval":
+        from model.benchmarks.ifeval import verdict
+
+        return {**p, **verdict(p["prompt_text"], p["instruction_id_list"], p["kwargs"], p["prediction"])}
+    if task == "refusal":
+        from model.benchmarks.safety import is_refusal
+
+        return {**p, "refused": is_refusal(p["prediction"])}
     if task == "asr":
         counts = errors(p["reference"], p["prediction"], p.get("language") or "en")
         return {**p, "S": counts.substitutions, "D": counts.deletions, "I": counts.insertions,
@@ -58,7 +75,7 @@ def score_one(p: dict) -> dict:
         family = p.get("family", "emotion")
         mapped = map_label(p["prediction"], family)
         return {**p, "predicted": mapped, "correct": mapped is not None and mapped == p["label"]}
-    raise ValueError(f"unknown task {task!r} (mcq, asr, label)")
+    raise ValueError(f"unknown task {task!r} (mcq, asr, label, ifeval, refusal)")
 
 
 def macro_f1(pairs: list[tuple[str, str | None]]) -> float:
@@ -79,10 +96,14 @@ def summarize(scored: list[dict]) -> dict:
         per = defaultdict(list)
         for s in mcq:
             per[s.get("category") or "-"].append(s["correct"])
+        unparsed = sum(s["predicted"] is None for s in mcq)
         metrics["mcq"] = {"accuracy": round(sum(s["correct"] for s in mcq) / len(mcq), 4), "n": len(mcq),
-                          "unparsed": sum(s["predicted"] is None for s in mcq),
+                          "unparsed": unparsed, "unparsed_rate": round(unparsed / len(mcq), 4),
                           "per_category": {k: {"accuracy": round(sum(v) / len(v), 4), "n": len(v)}
                                            for k, v in sorted(per.items())}}
+        official = [s["official_correct"] for s in mcq if "official_correct" in s]
+        if official:
+            metrics["mcq"]["official_accuracy"] = round(sum(official) / len(official), 4)
     asr = [s for s in scored if s["task"] == "asr"]
     if asr:
         t = Counter()
@@ -96,6 +117,15 @@ def summarize(scored: list[dict]) -> dict:
         metrics["label"] = {"accuracy": round(sum(s["correct"] for s in label) / len(label), 4),
                             "macro_f1": round(macro_f1([(s["label"], s["predicted"]) for s in label]), 4),
                             "unmapped": sum(s["predicted"] is None for s in label), "n": len(label)}
+    ifeval = [s for s in scored if s["task"] == "ifeval"]
+    if ifeval:
+        from model.benchmarks.ifeval import summarize as ifeval_summary
+
+        metrics["ifeval"] = ifeval_summary(ifeval)
+    refusal = [s for s in scored if s["task"] == "refusal"]
+    if refusal:
+        metrics["refusal"] = {"refusal_rate": round(sum(s["refused"] for s in refusal) / len(refusal), 4),
+                              "n": len(refusal)}
     return metrics
 
 
@@ -124,6 +154,18 @@ def report(summary: dict) -> str:
         a = m["asr"]
         lines += [f"## ASR: WER {a['wer']} (S={a['substitutions']} D={a['deletions']} I={a['insertions']}, "
                   f"N={a['reference_words']}, {a['empty_hypotheses']} empty of {a['n']})", ""]
+    if "mcq" in m and "official_accuracy" in m["mcq"]:
+        lines += [f"Official string match (MMAU/MMAR rule, raw prediction): {m['mcq']['official_accuracy']:.1%}; "
+                  f"our extraction could not read {m['mcq']['unparsed_rate']:.1%} of the answers", ""]
+    if "ifeval" in m:
+        i = m["ifeval"]
+        lines += [f"## IFEval: prompt-level strict {i['prompt_level_strict']} loose {i['prompt_level_loose']}, "
+                  f"instruction-level strict {i['inst_level_strict']} loose {i['inst_level_loose']} "
+                  f"({i['skipped_instructions']} of {i['instructions']} instructions skipped: NLTK data not installed)",
+                  ""]
+    if "refusal" in m:
+        lines += [f"## AdvBench: refusal rate {m['refusal']['refusal_rate']:.1%} of {m['refusal']['n']} "
+                  "(VoiceBench refusal-phrase rule)", ""]
     if "label" in m:
         lines += [f"## Labels: accuracy {m['label']['accuracy']:.1%}, macro-F1 {m['label']['macro_f1']}, "
                   f"{m['label']['unmapped']} unmapped of {m['label']['n']}", ""]
