@@ -76,11 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
                                          "(docs/config.schema.json)").set_defaults(func=cmd_config_schema)
 
     tables = sub.add_parser("tables", help="inspect the tables of a run folder")
-    tables.add_argument("action", choices=["list", "show", "history"])
+    tables.add_argument("action", choices=["list", "show", "history", "diff"])
     tables.add_argument("run_dir")
     tables.add_argument("--table", default="clips", help="table for show/history (default: clips)")
     tables.add_argument("--version", type=int, help="table version for show (default: latest)")
     tables.add_argument("--limit", type=int, default=10, help="rows for show (default: 10)")
+    tables.add_argument("--from", dest="from_version", type=int, help="diff: the older version")
+    tables.add_argument("--to", dest="to_version", type=int, help="diff: the newer version (default: latest)")
+    tables.add_argument("--json", action="store_true", help="diff: print JSON")
     tables.set_defaults(func=cmd_tables)
 
     llm = sub.add_parser("llm", help="the embedded LLM server")
@@ -367,6 +370,16 @@ def cmd_tables(args) -> int:
             print(f"{name}\tversion {t.version()}\t{t.num_rows()} rows")
         return 0
     table = _existing_table("--table", run, args.table, args.version)
+    if args.action == "diff":
+        from dataflux.history import describe_diff, diff
+
+        if args.from_version is None:
+            raise BadArgument("--from", "diff needs the older version (--from N)")
+        _existing_table("--from", run, args.table, args.from_version)
+        _existing_table("--to", run, args.table, args.to_version)
+        d = diff(run, args.table, args.from_version, table.version() if args.to_version is None else args.to_version)
+        print(json.dumps(d, indent=2) if args.json else "\n".join(describe_diff(d)))
+        return 0
     if args.action == "history":
         for h in table.history():
             print(json.dumps(h, sort_keys=True))

@@ -50,3 +50,20 @@ def corpus_card(card: str, corpus_uri: str, version: int, export: str | None, co
     create_markdown_artifact(f"**Corpus** `{corpus_uri}` version **{version}**\n\nExport and report: `{export}`\n\n"
                              f"**Funnel**: {funnel}\n\n---\n\n{card}", key="dataflux-corpus",
                              description="the published corpus: location, funnel and data card")
+
+
+def corpus_history(rows: list[dict]) -> None:
+    """Quality across published versions: one row per corpus version of `corpus_history`."""
+    shown = [{"version": r["corpus_version"], "recorded_at": r["recorded_at"], "items": r["corpus_rows"],
+              "new_items": r["new_items"], "questions": r["questions"], "kept": r["kept"],
+              "yield_questions_to_kept": _ratio(r["kept"], r["questions"]), "kappa": r["kappa"],
+              "letters_chi2_p": r["letters_chi2_p"], "letters_balanced": r["letters_balanced"],
+              "nodes_covered": f"{r['nodes_covered']}/{r['nodes_total']}", "kept_per_node": r["kept_per_node"]}
+             for r in sorted(rows, key=lambda r: r["corpus_version"])]
+    create_table_artifact(shown, key="dataflux-corpus-history",
+                          description="every published corpus version: items, yield, answerer agreement (kappa), "
+                                      "answer-letter balance, taxonomy coverage")
+
+
+def _ratio(a, b):
+    return round(a / b, 4) if a is not None and b else None

@@ -23,7 +23,8 @@ from prefect.context import TaskRunContext
 from prefect.events import emit_event
 from prefect.runtime import flow_run as prefect_flow_run
 
-from flows.artifacts import Progress, corpus_card, stage_table
+from dataflux.history import backfill, history
+from flows.artifacts import Progress, corpus_card, corpus_history, stage_table
 from flows.quotas import llm_slots
 from flows.results import SERIALIZER, results_storage
 from storage.run_folder import RunFolder
@@ -189,6 +190,9 @@ def announce(run: RunFolder, version_before: int | None) -> dict:
               "new_items": new_items}
     if version is not None:
         corpus_card(card, corpus.uri, version, result["export"], counts)
+        backfill(run)  # versions published before corpus_history existed
+        if run.table("corpus_history").exists():
+            corpus_history(history(run).to_pylist())
     if version is not None and version != last:
         emit_event("dataflux.corpus.published",
                    resource={"prefect.resource.id": f"dataflux.corpus.{Path(run.uri).name}",

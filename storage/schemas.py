@@ -151,3 +151,22 @@ TABLES["kept"] = (KEPT, ("question_id",))
 CORPUS = pa.schema([*_ITEM, pa.field("duration_s", F), pa.field("audio", pa.binary(), nullable=False),
                     pa.field("published_version", pa.int64(), nullable=False), *LINEAGE])
 TABLES["corpus"] = (CORPUS, ("question_id",))
+
+# One row per published corpus version: its summary's figures (dataflux/history.py), so quality can be
+# followed across versions and compared (`dataflux tables diff`).
+H = pa.int64()
+CORPUS_HISTORY = pa.schema([
+    pa.field("corpus_version", H, nullable=False),
+    pa.field("recorded_at", S, nullable=False),
+    pa.field("config_hash", S),
+    pa.field("corpus_rows", H), pa.field("new_items", H),
+    *[pa.field(n, H) for n in ("inputs", "clips", "annotated", "questions", "verified", "kept")],
+    *[pa.field(f"yield_{a}_{b}", F) for a, b in (("inputs", "clips"), ("clips", "annotated"),
+                                                  ("annotated", "questions"), ("questions", "verified"),
+                                                  ("verified", "kept"))],
+    pa.field("kappa", F), pa.field("both_answered", H),
+    pa.field("letters_chi2_p", F), pa.field("letters_balanced", B), pa.field("letter_counts", S),  # JSON
+    pa.field("nodes_covered", H), pa.field("nodes_total", H), pa.field("kept_per_node", S),  # JSON
+    pa.field("summary", S, nullable=False),  # JSON: the whole summary (report.summarize), measures aside
+])
+TABLES["corpus_history"] = (CORPUS_HISTORY, ("corpus_version",))

@@ -1,0 +1,135 @@
+"""Quality over time: every published corpus version's summary as a row of `corpus_history`, and the
+difference between two versions of a table (rows added and removed, the change in each figure).
+
+`record` is called by publish right after it summarizes a new version; `backfill` adds the versions
+published before history existed, from their `published/corpus-vN/summary.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import pyarrow as pa
+
+from storage.run_folder import RunFolder
+
+STAGE_PAIRS = (("inputs", "clips"), ("clips", "annotated"), ("annotated", "questions"), ("questions", "verified"),
+               ("verified", "kept"))
+# The figures compared between versions, in the order they are shown.
+FIGURES = ("corpus_rows", "new_items", "inputs", "clips", "annotated", "questions", "verified", "kept",
+           *[f"yield_{a}_{b}" for a, b in STAGE_PAIRS], "kappa", "both_answered", "letters_chi2_p",
+           "nodes_covered", "nodes_total")
+
+
+def history_row(summary: dict, previous_rows: int | None = None) -> dict:
+    funnel = summary.get("funnel", {})
+    letters = summary.get("answer_letters", {})
+    agreement = summary.get("answerer_agreement", {})
+    coverage = summary.get("taxonomy_coverage", {})
+    rows = funnel.get("corpus")
+    return {
+        "corpus_version": summary["corpus_version"],
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config_hash": summary.get("config_hash"),
+        "corpus_rows": rows,
+        "new_items": None if rows is None else rows - (previous_rows or 0),
+        **{k: funnel.get(k) for k in ("inputs", "clips", "annotated", "questions", "verified", "kept")},
+        **{f"yield_{a}_{b}": summary.get("yield", {}).get(f"{a}->{b}") for a, b in STAGE_PAIRS},
+        "kappa": agreement.get("cohen_kappa"), "both_answered": agreement.get("both_answered"),
+        "letters_chi2_p": letters.get("chi2_p"), "letters_balanced": letters.get("balanced"),
+        "letter_counts": json.dumps(letters.get("counts", {}), sort_keys=True),
+        "nodes_covered": coverage.get("nodes_covered"), "nodes_total": coverage.get("nodes_total"),
+        "kept_per_node": json.dumps(coverage.get("kept_per_node", {}), sort_keys=True),
+        "summary": json.dumps({k: v for k, v in summary.items() if k != "measures"}, sort_keys=True, default=str),
+    }
+
+
+def record(run: RunFolder, summary: dict) -> int:
+    """Add the summary of corpus version `summary["corpus_version"]` (once: keyed by version)."""
+    version = summary["corpus_version"]
+    corpus = run.table("corpus")
+    previous = corpus.num_rows(version - 1) if version and corpus.exists() else 0
+    return run.write("corpus_history", [history_row(summary, previous)], {"stage": "publish"})
+
+
+def backfill(run: RunFolder) -> list[int]:
+    """Record the published versions missing from the history from their export's summary.json."""
+    if run.local_path is None:
+        return []
+    known = set(history(run)["corpus_version"].to_pylist()) if run.table("corpus_history").exists() else set()
+    added = []
+    for path in sorted((run.local_path / "published").glob("corpus-v*/summary.json"),
+                       key=lambda p: int(p.parent.name.removeprefix("corpus-v"))):
+        summary = json.loads(path.read_text())
+        if summary.get("corpus_version") is not None and summary["corpus_version"] not in known:
+            record(run, summary)
+            added.append(summary["corpus_version"])
+    return added
+
+
+def history(run: RunFolder) -> pa.Table:
+    return run.table("corpus_history").read()
+
+
+def figures(run: RunFolder, version: int) -> dict | None:
+    table = run.table("corpus_history")
+    if not table.exists():
+        return None
+    rows = [r for r in table.read().to_pylist() if r["corpus_version"] == version]
+    return rows[0] if rows else None
+
+
+def diff(run: RunFolder, name: str, a: int, b: int, examples: int = 5) -> dict:
+    """Rows added and removed (by key) from version `a` to version `b` of table `name`; for the corpus
+    also items per taxonomy node and the change in each summary figure (from `corpus_history`)."""
+    table = run.table(name)
+    key = list(table.key)
+    columns = key + (["node_path"] if name == "corpus" else [])
+    old, new = table.read(version=a, columns=columns), table.read(version=b, columns=columns)
+
+    def keys(t):
+        return {tuple(r[k] for k in key) for r in t.select(key).to_pylist()}
+
+    before, after = keys(old), keys(new)
+    added, removed = sorted(after - before), sorted(before - after)
+    out = {"table": name, "from": a, "to": b, "rows_from": old.num_rows, "rows_to": new.num_rows,
+           "added": len(added), "removed": len(removed), "unchanged": len(before & after),
+           "added_examples": ["/".join(map(str, k)) for k in added[:examples]],
+           "removed_examples": ["/".join(map(str, k)) for k in removed[:examples]]}
+    if name == "corpus":
+        na, nb = Counter(old["node_path"].to_pylist()), Counter(new["node_path"].to_pylist())
+        out["per_node"] = {n: {"from": na.get(n, 0), "to": nb.get(n, 0), "change": nb.get(n, 0) - na.get(n, 0)}
+                           for n in sorted(set(na) | set(nb)) if na.get(n, 0) != nb.get(n, 0)}
+        fa, fb = figures(run, a), figures(run, b)
+        out["figures"] = None if fa is None or fb is None else {
+            f: {"from": fa[f], "to": fb[f], "change": _change(fa[f], fb[f])} for f in FIGURES}
+        out["missing_history"] = [v for v, f in ((a, fa), (b, fb)) if f is None]
+    return out
+
+
+def _change(x, y):
+    if x is None or y is None:
+        return None
+    return round(y - x, 6)
+
+
+def describe_diff(d: dict) -> list[str]:
+    lines = [f"{d['table']} version {d['from']} -> {d['to']}: {d['rows_from']} -> {d['rows_to']} rows, "
+             f"+{d['added']} added, -{d['removed']} removed, {d['unchanged']} unchanged"]
+    if d["added_examples"]:
+        lines.append("  added e.g.: " + ", ".join(d["added_examples"]))
+    if d["removed_examples"]:
+        lines.append("  removed e.g.: " + ", ".join(d["removed_examples"]))
+    for node, c in (d.get("per_node") or {}).items():
+        lines.append(f"  node {node}: {c['from']} -> {c['to']} ({c['change']:+d})")
+    if d.get("figures"):
+        lines.append("  figure: from -> to (change)")
+        for f, c in d["figures"].items():
+            change = "" if c["change"] is None else f" ({c['change']:+g})"
+            lines.append(f"  {f}: {c['from']} -> {c['to']}{change}")
+    elif d.get("missing_history"):
+        lines.append(f"  no corpus_history row for version(s) {', '.join(map(str, d['missing_history']))}: "
+                     "summary figures not compared")
+    return lines
