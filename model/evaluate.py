@@ -30,7 +30,7 @@ from model.data import ASR_SYSTEM, MCQ_SYSTEM, CorpusSpec, Sample, read_corpus
 from model.scoring import score_file
 
 DECODE = {"mcq": {"max_new_tokens": 512}, "asr": {"max_new_tokens": 448}, "label": {"max_new_tokens": 32},
-          "ifeval": {"max_new_tokens": 512}, "refusal": {"max_new_tokens": 512}}
+          "ifeval": {"max_new_tokens": 512}, "refusal": {"max_new_tokens": 512}, "caption": {"max_new_tokens": 512}}
 LABEL_SYSTEM = "You are an expert listener. Answer with one word."
 
 
@@ -125,7 +125,9 @@ def infer(model, processor, samples: list[Sample], out: Path, config: EvalConfig
 
 def evaluate(checkpoint: str, data: str, out_dir: str | Path, config: EvalConfig = EvalConfig(),
              score_only: bool = False, benchmark: str | None = None, limit: int | None = None,
-             options: dict | None = None) -> dict:
+             options: dict | None = None, caption_qa=None) -> dict:
+    """With `caption_qa` (a `dataflux.llm.Endpoint`), an MMAU/MMAR benchmark is scored through captions: the
+    model describes each clip (captions.jsonl) and that endpoint's text LLM answers from the caption alone."""
     from model.build import build, is_checkpoint
 
     if not score_only and checkpoint != "tiny" and not is_checkpoint(checkpoint):  # before build's "needs a tokenizer"
@@ -137,16 +139,27 @@ def evaluate(checkpoint: str, data: str, out_dir: str | Path, config: EvalConfig
     if not samples:
         raise ValueError(f"{data} gives no evaluation samples")
     predictions = out_dir / "predictions.jsonl"
-    new = 0
+    if caption_qa is not None:
+        from model.benchmarks.captioning import caption_samples
+
+        samples = caption_samples(samples)
+    new, answered = 0, 0
     if not score_only:
         model, processor = build(checkpoint)
         if torch.cuda.is_available():
             model.to("cuda", dtype=torch.bfloat16)
-        new = infer(model, processor, samples, predictions, config)
+        new = infer(model, processor, samples, out_dir / "captions.jsonl" if caption_qa else predictions, config)
+        if caption_qa is not None:
+            from model.benchmarks.captioning import answer_from_captions
+
+            answered = answer_from_captions(out_dir / "captions.jsonl", predictions, caption_qa,
+                                            str(out_dir / "llm_cache.sqlite"))
     decode = {t: {"max_new_tokens": config.max_new_tokens.get(t, d["max_new_tokens"]), "do_sample": False}
               for t, d in DECODE.items()}
     meta = {"model": "eureka-audio", "benchmark": benchmark, "checkpoint": str(checkpoint), "dataset": dataset,
             "decode": decode, "samples": len(samples), "inferred_this_run": new}
+    if caption_qa is not None:
+        meta["caption_qa"] = {"answerer": caption_qa.model, "answered_this_run": answered}
     return score_file(predictions, out_dir, meta)
 
 

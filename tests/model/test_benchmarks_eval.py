@@ -217,3 +217,23 @@ def test_wer_uses_whisper_english_normaliser_with_its_spelling_mapping_and_cer_f
     assert errors("It's twenty five metres", "it is 25 meters").wer == 0.0
     zh = errors("换一首歌", "换一首哥", "zh")
     assert (zh.substitutions, zh.reference_words) == (1, 4)
+
+
+def test_dense_captioning_is_scored_by_a_text_llm_answering_from_the_caption_alone(llm_server, tmp_path):
+    from dataflux.llm.client import Endpoint
+    from dataflux.llm.server import MODEL_ALIAS
+    from model.benchmarks.captioning import answer_messages
+
+    path = WRITERS["mmau"](tmp_path / "data")
+    endpoint = Endpoint(base_url=llm_server.base_url, model=MODEL_ALIAS, flavor="llama.cpp", max_retries=1)
+    summary = evaluate("tiny", str(path), tmp_path / "out", FAST, benchmark="mmau", caption_qa=endpoint)
+    captions = [json.loads(line) for line in open(tmp_path / "out" / "captions.jsonl")]
+    answers = [json.loads(line) for line in open(tmp_path / "out" / "predictions.jsonl")]
+    assert [a["caption"] for a in answers] == [c["prediction"] for c in captions] and len(answers) == 3
+    assert all(a["answer_error"] is None and a["prediction"].strip() for a in answers)  # the LLM answered each
+    user = answer_messages(captions[0]["prediction"], captions[0]["question_prompt"])[1]["content"]
+    assert (captions[0]["prediction"].strip() or "(empty)") in user and "D. Robot" in user  # caption + question only
+    m = summary["metrics"]["mcq"]
+    assert m["n"] == 3 and "official_accuracy" in m and summary["caption_qa"]["answered_this_run"] == 3
+    again = evaluate("tiny", str(path), tmp_path / "out", FAST, benchmark="mmau", caption_qa=endpoint)
+    assert again["caption_qa"]["answered_this_run"] == 0 and again["metrics"] == summary["metrics"]
