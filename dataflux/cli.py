@@ -132,14 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
     evaluate = sub.add_parser("evaluate", help="evaluate a checkpoint; writes predictions, scores, summary, report")
     evaluate.add_argument("--checkpoint", required=True, help="an Eureka-Audio checkpoint folder")
-    evaluate.add_argument("--data", required=True, help="RUN_DIR[@VERSION] (held-out split) or a .jsonl/.parquet file")
+    evaluate.add_argument("--data", help="RUN_DIR[@VERSION] (held-out split) or a .jsonl/.parquet file")
+    evaluate.add_argument("--suite", help="a suite YAML of benchmarks in their published layouts (instead of --data); "
+                                          "writes OUT/table.md in the paper's layout and OUT/NAME/ per benchmark")
     evaluate.add_argument("--out", required=True)
     evaluate.add_argument("--max-new-tokens", type=int,
                           help="cap for every task (defaults: mcq 512, asr 448, label 32)")
     evaluate.add_argument("--eval-fraction", type=float, default=0.1)
     evaluate.add_argument("--score-only", action="store_true", help="re-score existing predictions")
     evaluate.set_defaults(func=cmd_evaluate)
-    compare = sub.add_parser("compare", help="compare two evaluation summaries (B against A)")
+    compare = sub.add_parser("compare", help="compare two evaluation summaries, or two suite runs' folders with "
+                                             "bootstrap 95%% intervals (B against A)")
     compare.add_argument("a")
     compare.add_argument("b")
     compare.set_defaults(func=cmd_compare)
@@ -276,13 +279,17 @@ def cmd_evaluate(args) -> int:
 
     _in_range("--eval-fraction", args.eval_fraction, 0, 1, exclusive=True)
     _in_range("--max-new-tokens", args.max_new_tokens, 1)
-    if args.score_only:
-        _existing("--out", str(Path(args.out) / "predictions.jsonl"))  # --score-only re-scores what is there
+    if args.score_only:  # --score-only re-scores what is there
+        _existing("--out", str(Path(args.out) / ("table.json" if args.suite else "predictions.jsonl")))
     else:
         _existing("--checkpoint", args.checkpoint, "folder")
         if not is_checkpoint(args.checkpoint):
             raise BadArgument("--checkpoint", f"{args.checkpoint} is not an Eureka-Audio checkpoint folder "
                                               "(no config.json with model_type eureka_audio)")
+    if (args.data is None) == (args.suite is None):
+        raise BadArgument("--data", "give exactly one of --data and --suite")
+    if args.suite:
+        return _evaluate_suite(args)
     if Path(args.data).suffix in (".jsonl", ".parquet"):
         _existing("--data", args.data)
     else:
@@ -297,9 +304,34 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _evaluate_suite(args) -> int:
+    from pydantic import ValidationError
+
+    from model.benchmarks.suite import load_suite, run_suite
+
+    _existing("--suite", args.suite)
+    try:
+        suite = load_suite(args.suite)
+    except (ValidationError, ValueError) as e:
+        raise BadArgument("--suite", str(e)) from None
+    if args.max_new_tokens:
+        suite = suite.model_copy(update={"max_new_tokens": args.max_new_tokens})
+    run_suite(args.checkpoint, suite, args.out, score_only=args.score_only)
+    print((Path(args.out) / "table.md").read_text())
+    print(f"table: {Path(args.out) / 'table.md'}")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from model.scoring import compare
 
+    if all((Path(d) / "table.json").is_file() for d in (args.a, args.b)):  # two suite runs
+        from model.benchmarks.suite import compare_markdown, compare_runs
+
+        result = compare_runs(args.a, args.b)
+        print(compare_markdown(result))
+        print(f"regressions beyond the 95% interval: {', '.join(result['regressions']) or 'none'}")
+        return 0
     result = compare(_summary_file("A", args.a), _summary_file("B", args.b))
     for row in result["metrics"]:
         verdict = "better" if row["b_better"] else "tie" if row["tie"] else "worse"

@@ -1,0 +1,110 @@
+"""`dataflux evaluate --suite` on benchmarks in their published layouts writes one table in the paper's
+layout; `dataflux compare` of two runs shows deltas with paired bootstrap 95% intervals and flags a
+regression beyond the interval. The CLI runs in a child process."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from model.benchmarks.suite import GROUPS, compare_runs, load_suite
+from tests.model.benchmark_layouts import WRITERS
+
+SUITE = [("LibriSpeech-clean", "librispeech"), ("AISHELL-2", "kaldi"), ("MMAU", "mmau"), ("MMAR", "mmar"),
+         ("OpenBookQA", "voicebench-openbookqa"), ("IFEval", "voicebench-ifeval"), ("AdvBench", "voicebench-advbench")]
+
+
+def cli(*args) -> str:
+    r = subprocess.run([sys.executable, "-m", "dataflux.cli", *map(str, args)], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+
+def tiny_checkpoint(folder, seed):
+    from model.tiny import tiny_model_and_processor
+
+    model, processor = tiny_model_and_processor(seed=seed)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def test_evaluate_suite_writes_the_table_and_compare_shows_deltas_with_intervals(tmp_path):
+    data = tmp_path / "data"
+    entries = []
+    for name, reader in SUITE:  # MMAU listed before AISHELL-2 in the file would still sort by group
+        path = WRITERS[reader](data)
+        entries.append({"name": name, "reader": reader, "path": str(path.relative_to(tmp_path))})
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump({"batch_size": 4, "benchmarks": entries}))
+    a = tiny_checkpoint(tmp_path / "ck-a", 0)
+    b = tiny_checkpoint(tmp_path / "ck-b", 1)
+
+    out = cli("evaluate", "--checkpoint", a, "--suite", tmp_path / "suite.yaml", "--out", tmp_path / "run-a",
+              "--max-new-tokens", "6")
+    table = json.loads((tmp_path / "run-a" / "table.json").read_text())
+    assert [c["name"] for c in table["columns"]] == [name for name, _ in SUITE]
+    assert [c["group"] for c in table["columns"]] == sorted((c["group"] for c in table["columns"]), key=GROUPS.index)
+    assert [c["metric"] for c in table["columns"]] == ["wer", "wer", "official_accuracy", "official_accuracy",
+                                                       "accuracy", "prompt_level_strict", "refusal_rate"]
+    md = (tmp_path / "run-a" / "table.md").read_text()
+    assert "| ASR |  | Understanding and reasoning |" in md and "**AdvBench**" in md and md in out
+    for name, _ in SUITE:
+        assert (tmp_path / "run-a" / name / "report.md").exists()
+
+    again = cli("evaluate", "--checkpoint", a, "--suite", tmp_path / "suite.yaml", "--out", tmp_path / "run-a",
+                "--max-new-tokens", "6")
+    assert again.count("0 inferred now") == len(SUITE)  # resumable per benchmark
+
+    cli("evaluate", "--checkpoint", b, "--suite", tmp_path / "suite.yaml", "--out", tmp_path / "run-b",
+        "--max-new-tokens", "6")
+    shown = cli("compare", tmp_path / "run-a", tmp_path / "run-b")
+    assert "95% interval" in shown and "regressions beyond the 95% interval:" in shown
+    for name, _ in SUITE:
+        row = next(line for line in shown.splitlines() if line.startswith(f"| {name} |"))
+        assert row.count("[") == 1 or "incomparable" in row
+
+
+def _run(folder, name, metric, higher, scored):
+    (folder / name).mkdir(parents=True)
+    (folder / name / "scored.jsonl").write_text("\n".join(json.dumps(s) for s in scored))
+    (folder / "table.json").write_text(json.dumps({"checkpoint": str(folder), "columns": [
+        {"name": name, "group": "ASR" if metric == "wer" else "Understanding and reasoning", "metric": metric,
+         "value": 0, "higher_is_better": higher}]}))
+    return folder
+
+
+@pytest.mark.parametrize("flips,verdict", [(25, "regression"), (1, "within noise"), (-10, "improvement")])
+def test_compare_flags_a_regression_only_beyond_the_interval(tmp_path, flips, verdict):
+    a = [{"id": str(i), "correct": i < 40} for i in range(50)]  # 80%
+    b = [{"id": s["id"], "correct": (not s["correct"]) if (int(s["id"]) < flips if flips > 0 else
+                                                            40 <= int(s["id"]) < 40 - flips) else s["correct"]}
+         for s in a]
+    result = compare_runs(_run(tmp_path / "a", "MMSU", "accuracy", True, a),
+                          _run(tmp_path / "b", "MMSU", "accuracy", True, b))
+    row = result["benchmarks"][0]
+    assert row["verdict"] == verdict and row["n"] == 50
+    assert row["ci95"][0] <= row["delta"] <= row["ci95"][1]
+    assert (result["regressions"] == ["MMSU"]) == (verdict == "regression")
+
+
+def test_a_higher_wer_is_a_regression(tmp_path):
+    a = [{"id": str(i), "S": 0, "D": 0, "I": 0, "N": 10} for i in range(30)]
+    b = [{"id": str(i), "S": 3, "D": 1, "I": 0, "N": 10} for i in range(30)]
+    result = compare_runs(_run(tmp_path / "a", "LS", "wer", False, a), _run(tmp_path / "b", "LS", "wer", False, b))
+    assert result["benchmarks"][0]["delta"] == 40.0 and result["regressions"] == ["LS"]
+
+
+def test_a_suite_names_known_readers_and_resolves_paths_against_its_file(tmp_path):
+    one = {"name": "X", "reader": "mmau", "path": "d.json"}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"benchmarks": [one]}))
+    assert load_suite(tmp_path / "s.yaml").benchmarks[0].path == str(tmp_path / "d.json")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"benchmarks": [{"name": "X", "reader": "nope", "path": "d"}]}))
+    with pytest.raises(ValueError, match="unknown reader 'nope'"):
+        load_suite(tmp_path / "s.yaml")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"benchmarks": [
+        {"name": "X", "reader": "librispeech", "path": "d", "caption_qa": {"base_url": "http://x/v1", "model": "m"}}]}))
+    with pytest.raises(ValueError, match="MMAU or MMAR"):
+        load_suite(tmp_path / "s.yaml")
