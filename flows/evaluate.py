@@ -22,6 +22,17 @@ def evaluate_task(checkpoint: str, data: str, out_dir: str, eval_fraction: float
     return evaluate(checkpoint, data, out_dir, EvalConfig(max_new_tokens=caps, eval_fraction=eval_fraction))
 
 
+@task(result_serializer=SERIALIZER, name="evaluate-suite", retries=1, retry_delay_seconds=10)
+def suite_task(checkpoint: str, suite: str, out_dir: str, max_new_tokens: int | None) -> dict:
+    """The suite's benchmarks into one table (model/benchmarks/suite.py); a retry resumes per benchmark."""
+    from model.benchmarks.suite import load_suite, run_suite
+
+    loaded = load_suite(suite)
+    if max_new_tokens:
+        loaded = loaded.model_copy(update={"max_new_tokens": max_new_tokens})
+    return run_suite(checkpoint, loaded, out_dir)
+
+
 @task(result_serializer=SERIALIZER, name="compare-with-best")
 def compare_task(summary: dict, summary_path: str, best_file: str) -> dict:
     """B = this checkpoint against A = the best so far; a better (or first) checkpoint becomes the best."""
@@ -42,9 +53,10 @@ def compare_task(summary: dict, summary_path: str, best_file: str) -> dict:
 @flow(result_serializer=SERIALIZER, name="eureka-evaluate", log_prints=True)
 def evaluate(checkpoint: str, run_dir: str | None = None, corpus_version: int | None = None,
              data: str | None = None, config: str = "examples/train-tiny.yaml", output_root: str | None = None,
-             max_new_tokens: int | None = None) -> dict:
+             max_new_tokens: int | None = None, suite: str | None = None) -> dict:
     """The best checkpoint so far is recorded in `output_root/best.json` (default: the folder that holds
-    the checkpoint's training folder, i.e. where `eureka-train` put it)."""
+    the checkpoint's training folder, i.e. where `eureka-train` put it). With `suite` (a suite YAML), the
+    benchmarks' table in the paper's layout goes into the artifact too (folder `eval-suite-NAME/`)."""
     from model.train import load_train_config
 
     if data is None:
@@ -57,10 +69,16 @@ def evaluate(checkpoint: str, run_dir: str | None = None, corpus_version: int | 
     root = Path(output_root) if output_root else Path(checkpoint).resolve().parent.parent
     verdict = compare_task(summary, str(Path(out_dir) / "summary.json"), str(root.resolve() / "best.json"))
     report = (Path(out_dir) / "report.md").read_text()
+    table = None
+    if suite:
+        suite_dir = Path(checkpoint).parent / f"eval-suite-{Path(suite).stem}"
+        table = suite_task(checkpoint, suite, str(suite_dir), max_new_tokens)
+        report += "\n\n## Benchmarks (suite `" + Path(suite).name + "`)\n\n" + \
+            (suite_dir / "table.md").read_text().split("\n", 2)[2]
     create_markdown_artifact(f"**Verdict: {verdict['verdict']}** (best: `{verdict['best']}`)\n\n{report}",
                              key="eureka-evaluation", description="scores and the comparison with the best checkpoint")
     emit_event("eureka.evaluation.completed",
                resource={"prefect.resource.id": f"eureka.checkpoint.{Path(checkpoint).parent.name}"},
                payload={"checkpoint": checkpoint, "verdict": verdict["verdict"], "best": verdict["best"],
                         "metrics": summary["metrics"], "report": str(Path(out_dir) / "report.md")})
-    return {"summary": summary, "comparison": verdict}
+    return {"summary": summary, "comparison": verdict, "table": table}
