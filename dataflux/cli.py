@@ -121,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = sub.add_parser("deploy", help="register prefect.yaml's deployments, the work pool and the LLM quotas")
     deploy.add_argument("--prefect-file", default=None, help="prefect.yaml (the repository's by default)")
     deploy.add_argument("--only", nargs="*", help="deployment names to register (all by default)")
+    deploy.add_argument("--alerts-webhook", metavar="URL",
+                        help="create alert automations notifying this URL (a custom-webhook block, JSON subject/body)")
+    deploy.add_argument("--alerts-block", metavar="SLUG/NAME",
+                        help="create alert automations notifying an existing notification block (slack-webhook/ops)")
+    deploy.add_argument("--alerts-max-minutes", type=float,
+                        help="also alert when a flow run is still running after this many minutes")
     deploy.set_defaults(func=cmd_deploy)
     train = sub.add_parser("train", help="fine-tune Eureka-Audio on corpus versions")
     train.add_argument("--config", required=True, help="a training YAML (examples/train-tiny.yaml)")
@@ -248,8 +254,23 @@ def cmd_deploy(args) -> int:
     if unknown:
         raise BadArgument("--only", f"unknown deployment(s) {', '.join(unknown)}; {prefect_file} declares "
                                     f"{', '.join(declared)}")
+    if args.alerts_webhook and args.alerts_block:
+        raise BadArgument("--alerts-webhook", "give --alerts-webhook or --alerts-block, not both")
+    if args.alerts_block and "/" not in args.alerts_block:
+        raise BadArgument("--alerts-block", f"{args.alerts_block}: expected BLOCK-TYPE-SLUG/NAME")
+    if args.alerts_max_minutes is not None and args.alerts_max_minutes <= 0:
+        raise BadArgument("--alerts-max-minutes", f"must be > 0, not {args.alerts_max_minutes}")
     for d in deploy(prefect_file, args.only):
         print(f"deployed {d['name']} ({d['id']}): {d['schedules']} schedule(s), {d['triggers']} trigger(s)")
+    if args.alerts_webhook or args.alerts_block:
+        from datetime import timedelta
+
+        from flows.alerts import ensure_alerts, save_webhook_block
+
+        block = save_webhook_block(args.alerts_webhook) if args.alerts_webhook else args.alerts_block
+        limit = timedelta(minutes=args.alerts_max_minutes) if args.alerts_max_minutes else None
+        for name in ensure_alerts(block, max_duration=limit):
+            print(f"automation {name}: notifies {block}")
     return 0
 
 

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
 
 from storage.run_folder import RunFolder
 
@@ -133,3 +134,55 @@ def describe_diff(d: dict) -> list[str]:
         lines.append(f"  no corpus_history row for version(s) {', '.join(map(str, d['missing_history']))}: "
                      "summary figures not compared")
     return lines
+
+
+class QualityBounds(BaseModel):
+    """How much worse a new corpus version may be than the previous one before it counts as a
+    regression (absolute changes; a figure missing in either version is not compared)."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_yield_drop: float = Field(0.10, ge=0, description="per stage: verified->kept 0.80 -> 0.65 drops 0.15")
+    max_kappa_drop: float = Field(0.10, ge=0, description="Cohen's kappa between the two answerers")
+    min_letters_p: float = Field(0.01, ge=0, le=1, description="answer-letter balance: chi-square p falling below "
+                                                               "this (from at or above it) is a regression")
+    max_nodes_lost: int = Field(0, ge=0, description="taxonomy leaves with items")
+
+
+def regressions(previous: dict, new: dict, bounds: QualityBounds | None = None) -> list[dict]:
+    """The figures of `new` (a corpus_history row) beyond `bounds` against `previous`."""
+    b = bounds or QualityBounds()
+    found = []
+
+    def check(figure: str, limit, worse: bool, rule: str):
+        if worse:
+            found.append({"figure": figure, "from": previous[figure], "to": new[figure],
+                          "change": _change(previous[figure], new[figure]), "bound": rule, "limit": limit})
+
+    def known(figure: str) -> bool:
+        return previous.get(figure) is not None and new.get(figure) is not None
+
+    for a, bb in STAGE_PAIRS:
+        f = f"yield_{a}_{bb}"
+        if known(f):
+            check(f, b.max_yield_drop, previous[f] - new[f] > b.max_yield_drop + 1e-12, f"drop <= {b.max_yield_drop}")
+    if known("kappa"):
+        check("kappa", b.max_kappa_drop, previous["kappa"] - new["kappa"] > b.max_kappa_drop + 1e-12,
+              f"drop <= {b.max_kappa_drop}")
+    if known("letters_chi2_p"):
+        check("letters_chi2_p", b.min_letters_p,
+              new["letters_chi2_p"] < b.min_letters_p <= previous["letters_chi2_p"], f"p >= {b.min_letters_p}")
+    if known("nodes_covered"):
+        check("nodes_covered", b.max_nodes_lost, previous["nodes_covered"] - new["nodes_covered"] > b.max_nodes_lost,
+              f"nodes lost <= {b.max_nodes_lost}")
+    return found
+
+
+def regression_message(run_uri: str, previous: dict, new: dict, found: list[dict], link: str | None) -> str:
+    lines = [f"DataFlux corpus {run_uri} version {new['corpus_version']} regressed against version "
+             f"{previous['corpus_version']} ({new['corpus_rows']} items, {new['new_items']} new):"]
+    for r in found:
+        lines.append(f"- {r['figure']}: {r['from']} -> {r['to']} ({r['change']:+g}; bound: {r['bound']})")
+    if new.get("letter_counts"):
+        lines.append(f"answer letters now: {new['letter_counts']}")
+    lines.append(f"flow run: {link or 'not run from a flow'}")
+    return "\n".join(lines)

@@ -24,6 +24,7 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run as prefect_flow_run
 
 from dataflux.history import backfill, history
+from flows.alerts import check_quality
 from flows.artifacts import Progress, corpus_card, corpus_history, stage_table
 from flows.quotas import llm_slots
 from flows.results import SERIALIZER, results_storage
@@ -84,10 +85,11 @@ def stage_task(stage: str, shard: tuple[int, int], config_path: str, overrides: 
 @flow(name="dataflux-synthesize", log_prints=True, result_serializer=SERIALIZER)
 def synthesize(config: str = "examples/demo.yaml", source: str | None = None, run_dir: str | None = None,
                runner: str | None = None, ray_address: str | None = None, shard_size: int = 2000,
-               max_shards: int = 8, overrides: list[str] | None = None) -> dict:
+               max_shards: int = 8, overrides: list[str] | None = None, quality_bounds: dict | None = None) -> dict:
     """ingest -> annotate -> [generate -> verify -> filter] x passes -> publish; returns the corpus
     location, version and counts. `overrides` are `section.key=value` settings, as `dataflux run --set`
-    takes them; the other parameters win over them. A bad config fails the run at once, naming the key."""
+    takes them; the other parameters win over them. A bad config fails the run at once, naming the key.
+    `quality_bounds` (dataflux.history.QualityBounds) decide when a new corpus version is a regression."""
     from dataflux.config import load_config
     from dataflux.settings import parse_assignments
 
@@ -99,10 +101,15 @@ def synthesize(config: str = "examples/demo.yaml", source: str | None = None, ru
     if not cfg.source or not cfg.out:
         raise ValueError("synthesize needs a source and a run folder (parameters or the config's source/out)")
     values["out"] = str(Path(cfg.out).resolve()) if "://" not in cfg.out else cfg.out
-    return _synthesize(RunFolder(values["out"]), cfg, config_path, values, shard_size, max_shards)
+    if quality_bounds:
+        from dataflux.history import QualityBounds
+
+        QualityBounds(**quality_bounds)  # a bad bound fails the run before any work
+    return _synthesize(RunFolder(values["out"]), cfg, config_path, values, shard_size, max_shards, quality_bounds)
 
 
-def _synthesize(run: RunFolder, cfg, config_path: str, overrides: dict, shard_size: int, max_shards: int) -> dict:
+def _synthesize(run: RunFolder, cfg, config_path: str, overrides: dict, shard_size: int, max_shards: int,
+                quality_bounds: dict | None = None) -> dict:
     """Walk the pipeline table (dataflux.pipeline.walk); each step runs as one task per shard."""
     from dataflux.pipeline import STAGES, invocation, merge, walk
     from dataflux.runners.base import StageStats
@@ -145,7 +152,7 @@ def _synthesize(run: RunFolder, cfg, config_path: str, overrides: dict, shard_si
         close_runners()
     for name, shard_results in results.items():
         stage_table(name, shard_results)
-    return announce(run, corpus_before)
+    return announce(run, corpus_before, quality_bounds)
 
 
 def settle_previous(previous: dict | None) -> None:
@@ -172,7 +179,7 @@ def settle_previous(previous: dict | None) -> None:
                                      run_id, stale.state.name)
 
 
-def announce(run: RunFolder, version_before: int | None) -> dict:
+def announce(run: RunFolder, version_before: int | None, quality_bounds: dict | None = None) -> dict:
     """The corpus card as a markdown artifact, and `dataflux.corpus.published` for every version not
     announced yet: a local run folder remembers the last announced version (`published/.announced`),
     so a run killed between publishing and announcing has its event sent by the next run."""
@@ -194,6 +201,7 @@ def announce(run: RunFolder, version_before: int | None) -> dict:
         if run.table("corpus_history").exists():
             corpus_history(history(run).to_pylist())
     if version is not None and version != last:
+        result["regressions"] = check_quality(run, version, quality_bounds)
         emit_event("dataflux.corpus.published",
                    resource={"prefect.resource.id": f"dataflux.corpus.{Path(run.uri).name}",
                              "prefect.resource.name": corpus.uri},
