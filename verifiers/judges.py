@@ -27,6 +27,7 @@ from verifiers.labels import label_from_tags, option_for
 JUDGE_PROMPT_VERSION = "judge-v1"
 RULES_VERSION = "rules-judge-v1"
 ANSWER_OPEN, ANSWER_CLOSE = "<<<ANSWER", "ANSWER>>>"
+TRACE_CHARS = 6000  # of each answerer's thinking shown to the judge
 
 
 class Verdict(BaseModel):
@@ -131,7 +132,12 @@ def domain_rules(node_path: str, rules_dir: str | None = None) -> str:
 def judge_messages(item: dict, rules_dir: str | None = None) -> list[dict]:
     def answer_block(name: str, entry: dict) -> str:
         said = "(abstained)" if entry["letter"] is None else entry["letter"]
-        return (f"{name} answer: {said}\n{ANSWER_OPEN} {name}\n{_defuse(entry['reasoning'] or '')}\n"
+        # the paper's judge reads both reasoning chains: a thinking model's trace, then its reply
+        trace = entry.get("trace") or ""
+        if len(trace) > TRACE_CHARS:  # the end of a long trace is where the model decides
+            trace = "[...] " + trace[-TRACE_CHARS:]
+        thinking = f"Thinking:\n{_defuse(trace)}\nReply:\n" if trace else ""
+        return (f"{name} answer: {said}\n{ANSWER_OPEN} {name}\n{thinking}{_defuse(entry['reasoning'] or '')}\n"
                 f"{ANSWER_CLOSE}")
 
     a, b = answers_of(item)[:2]

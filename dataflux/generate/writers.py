@@ -6,25 +6,31 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
 from dataflux.generate.prompts import PROMPT_VERSION, writer_messages
-from dataflux.generate.template import TEMPLATE_VERSION, template_answer
+from dataflux.generate.template import TEMPLATE_VERSION, label_problem, pick_distractors, template_answer
 from dataflux.llm.stage import UsesEndpoint
 from dataflux.mcq import LETTERS, malformed
 from dataflux.stage import Resources, Result, Stage
 
 
+MAX_QUESTIONS_PER_NODE = 10
+
+
+# Bounded, as the judge's reasoning is: under guided decoding a weak model that rambles or loops inside a
+# string or a list would otherwise run to the token limit and lose the whole reply.
 class WrittenQuestion(BaseModel):
-    question: str
-    options: list[str] = Field(min_length=4, max_length=4)
+    question: str = Field(max_length=300)
+    options: list[Annotated[str, Field(max_length=150)]] = Field(min_length=4, max_length=4)
 
 
 class WriterOutput(BaseModel):
     is_success: bool
-    reason: str
-    questions: list[WrittenQuestion]
+    reason: str = Field(max_length=400)
+    questions: list[WrittenQuestion] = Field(max_length=MAX_QUESTIONS_PER_NODE)
 
 
 def question_id(clip_id: str, node_path: str, round_: int, index: int, writer_version: str) -> str:
@@ -63,11 +69,15 @@ class TemplateWriter(Writer):
                 result.rejects.append(self.reject(item_id(item), "node_mismatch",
                                                   f"the measurements do not ground {leaf.name}", item["clip_id"]))
                 continue
-            correct, distractors = answer
+            correct, labels, never_right = answer
             qid = question_id(item["clip_id"], leaf.node_path, item["round"], 0, self.producer)
             rng = random.Random(qid)  # the key's position is random, and reproducible
-            options = [correct] + rng.sample(distractors, 3)
+            options = [correct] + pick_distractors(rng, labels, never_right)
             rng.shuffle(options)
+            problem = label_problem(leaf, leaf.label_of(a), options)
+            if problem:
+                result.rejects.append(self.reject(item_id(item), "malformed_question", problem, item["clip_id"]))
+                continue
             phrasing = leaf.questions[rng.randrange(len(leaf.questions))]
             key = LETTERS[options.index(correct)]
             raw = json.dumps({"question": phrasing, "options": options, "key": key})

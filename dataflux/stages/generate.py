@@ -10,8 +10,10 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import Callable, Literal
 
+from pydantic import Field
+
 from dataflux.generate.assign import assign_nodes
-from dataflux.generate.writers import LLMWriter, TemplateWriter, item_id
+from dataflux.generate.writers import MAX_QUESTIONS_PER_NODE, LLMWriter, TemplateWriter, item_id
 from dataflux.llm.client import Endpoint, LocalEndpoint
 from dataflux.llm.replicas import ServedEndpoint, role_endpoint
 from dataflux.runners.base import StageStats
@@ -31,7 +33,8 @@ class GenerateConfig(Section):
     writers below add their endpoint."""
 
     writer: Literal["template"] = "template"
-    questions_per_node: int = 5
+    questions_per_node: int = Field(5, ge=1, le=MAX_QUESTIONS_PER_NODE)
+    max_tokens: int = Field(1024, ge=16)  # per LLM writer request
     max_nodes_per_clip: int = 3
     taxonomy: str | None = None  # a YAML file; the packaged taxonomy by default
     batch_size: int = 16
@@ -72,7 +75,7 @@ def make_writer(config: GenerateConfig, endpoint: Endpoint | None, cache_path: s
     resources = Resources(num_cpus=0.1, batch_size=config.batch_size)
     if config.writer == "template":
         return TemplateWriter(resources)
-    return LLMWriter(endpoint, cache_path, config.writer, config.questions_per_node, resources=resources)
+    return LLMWriter(endpoint, cache_path, config.writer, config.questions_per_node, config.max_tokens, resources)
 
 
 def closed_loop_items(run: RunFolder, annotations: list[dict], config: GenerateConfig, max_rounds: int) -> list[dict]:
