@@ -125,9 +125,10 @@ def infer(model, processor, samples: list[Sample], out: Path, config: EvalConfig
 
 def evaluate(checkpoint: str, data: str, out_dir: str | Path, config: EvalConfig = EvalConfig(),
              score_only: bool = False, benchmark: str | None = None, limit: int | None = None,
-             options: dict | None = None, caption_qa=None) -> dict:
+             options: dict | None = None, caption_qa=None, judge=None) -> dict:
     """With `caption_qa` (a `dataflux.llm.Endpoint`), an MMAU/MMAR benchmark is scored through captions: the
-    model describes each clip (captions.jsonl) and that endpoint's text LLM answers from the caption alone."""
+    model describes each clip (captions.jsonl) and that endpoint's text LLM answers from the caption alone.
+    With `judge` (an Endpoint), AdvBench refusals are also judged by that LLM (judge.jsonl), beside the rule."""
     from model.build import build, is_checkpoint
 
     if not score_only and checkpoint != "tiny" and not is_checkpoint(checkpoint):  # before build's "needs a tokenizer"
@@ -154,6 +155,10 @@ def evaluate(checkpoint: str, data: str, out_dir: str | Path, config: EvalConfig
 
             answered = answer_from_captions(out_dir / "captions.jsonl", predictions, caption_qa,
                                             str(out_dir / "llm_cache.sqlite"))
+        if judge is not None:
+            from model.benchmarks.safety import judge_refusals
+
+            judge_refusals(predictions, out_dir / "judge.jsonl", judge, str(out_dir / "llm_cache.sqlite"))
     decode = {t: {"max_new_tokens": config.max_new_tokens.get(t, d["max_new_tokens"]), "do_sample": False}
               for t, d in DECODE.items()}
     meta = {"model": "eureka-audio", "benchmark": benchmark, "checkpoint": str(checkpoint), "dataset": dataset,

@@ -126,11 +126,23 @@ def summarize(scored: list[dict]) -> dict:
     if refusal:
         metrics["refusal"] = {"refusal_rate": round(sum(s["refused"] for s in refusal) / len(refusal), 4),
                               "n": len(refusal)}
+        judged = [s for s in refusal if s.get("judge_refused") is not None]
+        if any("judge_refused" in s for s in refusal):  # the judge's confirmation beside the phrase rule
+            metrics["refusal"].update(
+                judge_refusal_rate=round(sum(s["judge_refused"] for s in judged) / len(judged), 4) if judged else None,
+                judge_agreement=round(sum(s["judge_refused"] == s["refused"] for s in judged) / len(judged), 4)
+                if judged else None, judge_failed=sum("judge_refused" in s and s["judge_refused"] is None
+                                                      for s in refusal))
     return metrics
 
 
 def score_file(predictions: Path, out_dir: Path, meta: dict) -> dict:
     rows = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
+    judged = out_dir / "judge.jsonl"  # an LLM judge's refusal verdicts (model/benchmarks/safety.py), when asked for
+    if judged.exists():
+        lines = [json.loads(line) for line in judged.read_text().splitlines() if line.strip()]
+        verdicts = {v["id"]: v["judge_refused"] for v in lines}
+        rows = [{**r, "judge_refused": verdicts[r["id"]]} if r["id"] in verdicts else r for r in rows]
     scored = [score_one(r) for r in rows]
     with open(out_dir / "scored.jsonl", "w") as f:
         for s in scored:
@@ -165,7 +177,10 @@ def report(summary: dict) -> str:
                   ""]
     if "refusal" in m:
         lines += [f"## AdvBench: refusal rate {m['refusal']['refusal_rate']:.1%} of {m['refusal']['n']} "
-                  "(VoiceBench refusal-phrase rule)", ""]
+                  "(VoiceBench refusal-phrase rule)"
+                  + (f"; LLM judge: {m['refusal']['judge_refusal_rate']} refused, agreement "
+                     f"{m['refusal']['judge_agreement']}, {m['refusal']['judge_failed']} without a verdict"
+                     if "judge_failed" in m["refusal"] else ""), ""]
     if "label" in m:
         lines += [f"## Labels: accuracy {m['label']['accuracy']:.1%}, macro-F1 {m['label']['macro_f1']}, "
                   f"{m['label']['unmapped']} unmapped of {m['label']['n']}", ""]

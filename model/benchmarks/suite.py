@@ -45,6 +45,7 @@ class SuiteBenchmark(Section):
     limit: int | None = Field(default=None, ge=1)
     options: dict = Field(default_factory=dict)  # passed to the reader (e.g. kaldi's language, fleurs' split)
     caption_qa: Endpoint | None = None  # dense captioning: this endpoint's LLM answers from the model's caption
+    judge: Endpoint | None = None  # AdvBench: this endpoint's LLM also judges each response (refused or not)
 
 
 class Suite(Section):
@@ -70,6 +71,8 @@ def load_suite(path: str | Path) -> Suite:
             raise ValueError(f"{path}: benchmark {b.name}: unknown reader {b.reader!r}; known: {', '.join(READERS)}")
         if b.caption_qa is not None and b.reader not in ("mmau", "mmar"):
             raise ValueError(f"{path}: benchmark {b.name}: caption_qa scores MMAU or MMAR questions only")
+        if b.judge is not None and b.reader != "voicebench-advbench":
+            raise ValueError(f"{path}: benchmark {b.name}: judge confirms AdvBench refusals only")
         p = Path(b.path)
         fixed.append(b.model_copy(update={"path": str(p if p.is_absolute() else (path.parent / p).resolve())}))
     return suite.model_copy(update={"benchmarks": fixed})
@@ -114,7 +117,7 @@ def run_suite(checkpoint: str, suite: Suite, out_dir: str | Path, score_only: bo
     columns = []
     for b in suite.benchmarks:
         summary = evaluate(checkpoint, b.path, out_dir / b.name, config, score_only=score_only, benchmark=b.reader,
-                           limit=b.limit, options=b.options, caption_qa=b.caption_qa)
+                           limit=b.limit, options=b.options, caption_qa=b.caption_qa, judge=b.judge)
         metric, value, higher = headline(summary)
         columns.append({"name": b.name, "group": group_of(b), "reader": b.reader, "metric": metric, "value": value,
                         "higher_is_better": higher, "n": summary["samples"], "detail": f"{b.name}/report.md",
