@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dataflux.annotate.tags import TagThresholds
-from dataflux.generate.template import template_answer
+from dataflux.generate.template import label_problem, template_answer
 from dataflux.taxonomy import LEAVES, OTHER_BINS, bin_tags, domain_rules, load_taxonomy
 from dataflux.taxonomy.spec import Above, Binned, Levels
 from storage.schemas import ANNOTATIONS
@@ -85,13 +85,16 @@ def test_labels_map_both_ways_through_the_template(leaf):
     for name, label in leaf.labels.items():
         if not label.says:
             continue
-        a = {"tag_content": "speech", "language_prob": 0.99, leaf.tag: name}
+        beyond = leaf.path[0] in ("music", "non_speech_events")
+        a = {"tag_content": "non_speech" if beyond else "speech", "tag_sound": "music", "language_prob": 0.99,
+             leaf.tag: name}
         if leaf.derive is not None:
             continue  # derived labels are checked by their own leaves' tests
-        correct, wrong = template_answer(leaf, a)
+        correct, labels, never_right = template_answer(leaf, a)
         assert correct == label.option and leaf.label_of(a) == name
-        options = [correct] + wrong[:3]
+        options = [correct] + (labels + never_right)[:3]
         assert leaf.option_for(name, options) == 0
+        assert label_problem(leaf, name, options) is None
         assert leaf.evidence_for(name, {})  # never fails, whatever is missing
 
 
