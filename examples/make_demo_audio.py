@@ -7,6 +7,11 @@ Piper is GPL-3.0: it is a generator of demo data here, never a runtime dependenc
 
     python examples/make_demo_audio.py            # writes examples/demo_audio/ + demo_labels.csv
     python examples/make_demo_audio.py --bad-only # only examples/bad_inputs/
+    python examples/make_demo_audio.py --beyond-speech-only  # only the clips derived from earlier ones
+
+The beyond-speech clips (metronomes, chimes, chords, telephone-band and reverberant speech) come last:
+numpy for the music, and for the speech the demo's own espeak clips (read back from their lossless FLAC
+files), band-limited or convolved with a synthetic room response. They need neither espeak nor Piper.
 """
 
 from __future__ import annotations
@@ -73,7 +78,9 @@ LOUDNESS_DBFS = {"quiet": -35.0, "normal": -23.0, "loud": -14.0}  # target RMS
 FORMATS = ["flac", "wav", "ogg", "mp3", "m4a"]
 
 LABEL_FIELDS = ["file", "kind", "language", "gender", "pitch_level", "rate_level",
-                "loudness_level", "transcript", "generator"]
+                "loudness_level", "transcript", "generator", "sound", "tempo_bpm", "sound_events", "rt60_s",
+                "bandwidth"]
+FIRST_DERIVED = 44  # clip number of the first beyond-speech clip
 
 
 def espeak(text: str, voice: str, pitch: int, wpm: int) -> tuple[np.ndarray, int]:
@@ -258,11 +265,89 @@ def make_demo(out_dir: Path) -> list[dict]:
         loud = "quiet" if kind == "silence" else "normal"
         add(stem, audio, 16000, dict(kind=kind, loudness_level=loud, generator="numpy"))
 
+    labels += beyond_speech(out_dir, n)
+    write_labels(out_dir, labels)
+    return labels
+
+
+def write_labels(out_dir: Path, labels: list[dict]) -> None:
     with open(out_dir.parent / "demo_labels.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=LABEL_FIELDS)
         writer.writeheader()
-        writer.writerows(labels)
-    return labels
+        writer.writerows({k: row.get(k, "") for k in LABEL_FIELDS} for row in labels)
+
+
+def ping_train(bpm: float, seconds: float = 4.0, sr: int = 16000) -> np.ndarray:
+    """A metronome: 30 ms pings of 1.5 kHz, decaying in 5 ms, every beat from 0.1 s on."""
+    out = np.zeros(int(seconds * sr))
+    n = int(0.03 * sr)
+    ping = np.sin(2 * np.pi * 1500 * np.arange(n) / sr) * np.exp(-np.arange(n) / (0.005 * sr))
+    for start in np.arange(0.1, seconds - 0.05, 60.0 / bpm):
+        i = int(start * sr)
+        out[i:i + n] += ping[:len(out) - i]
+    return out
+
+
+def room_response(rt60_s: float, seed: int, sr: int = 16000) -> np.ndarray:
+    """A synthetic room: a direct impulse, then Gaussian noise decaying by 60 dB over `rt60_s`."""
+    n = int(1.5 * rt60_s * sr)
+    tail = np.random.default_rng(seed).standard_normal(n) * np.exp(-6.9 * np.arange(n) / (rt60_s * sr))
+    tail[0] = 3.0
+    return tail / np.abs(tail).max()
+
+
+def notes(freqs_per_event: list[list[float]], starts: list[float], seconds: float, decay_s: float,
+          sr: int = 16000) -> np.ndarray:
+    """Struck notes (three harmonics each) that decay exponentially, one chord per start time."""
+    t = np.arange(int(seconds * sr)) / sr
+    out = np.zeros_like(t)
+    for freqs, start in zip(freqs_per_event, starts):
+        env = np.exp(-(t - start) / decay_s) * (t >= start)
+        out += env * sum(np.sin(2 * np.pi * f * k * (t - start)) / k for f in freqs for k in (1, 2, 3))
+    return out
+
+
+def beyond_speech(out_dir: Path, first: int) -> list[dict]:
+    """The clips for the leaves beyond speech, numbered from `first` + 1. Speech sources are earlier demo
+    clips in lossless FLAC (espeak: male low slow, female low normal, female high slow)."""
+    from scipy.signal import butter, fftconvolve, sosfiltfilt
+
+    sr = 16000
+
+    def source(name: str) -> np.ndarray:
+        import soxr
+
+        audio, rate = sf.read(out_dir / name, dtype="float64")
+        return soxr.resample(audio if audio.ndim == 1 else audio.mean(axis=1), rate, sr)
+
+    c4, e4, f4, g4, a4, c5 = 261.6, 329.6, 349.2, 392.0, 440.0, 523.3
+    telephone = sosfiltfilt(butter(8, [300, 3400], btype="band", fs=sr, output="sos"),
+                            source("011_en_female_low_normal.flac"))
+    room = fftconvolve(source("001_en_male_low_slow.flac"), room_response(0.7, 1))
+    hall = fftconvolve(source("016_en_female_high_slow.flac"), room_response(1.5, 2))
+    clips = [  # (stem, audio, level dBFS, label row)
+        ("metronome_90bpm", ping_train(90), -24.0, dict(kind="music", sound="music", tempo_bpm="90")),
+        ("metronome_150bpm", ping_train(150), -24.0, dict(kind="music", sound="music", tempo_bpm="150")),
+        ("three_chimes", notes([[880.0], [660.0], [990.0]], [0.2, 1.0, 1.8], 3.0, 0.15), -22.0,
+         dict(kind="music", sound="music", sound_events="3")),
+        ("sustained_chords", notes([[c4, e4, g4], [f4, a4, c5]], [0.1, 1.6], 3.2, 1.2), -20.0,
+         dict(kind="music", sound="music", sound_events="2")),
+        ("en_female_telephone", telephone, -23.0, dict(kind="speech", language="en", gender="female",
+                                                       pitch_level="low", rate_level="normal", bandwidth="narrowband",
+                                                       transcript=SENTENCES[10])),
+        ("en_male_room_0.7s", room, -23.0, dict(kind="speech", language="en", gender="male", pitch_level="low",
+                                                rate_level="slow", rt60_s="0.7", transcript=SENTENCES[0])),
+        ("en_female_hall_1.5s", hall, -23.0, dict(kind="speech", language="en", gender="female", pitch_level="high",
+                                                  rate_level="slow", rt60_s="1.5", transcript=SENTENCES[15])),
+    ]
+    rows = []
+    for i, (stem, audio, level, row) in enumerate(clips):
+        name = f"{first + 1 + i:03d}_{stem.replace('.', '_')}.flac"
+        sf.write(out_dir / name, set_level(trim(audio.astype(np.float32), sr), level), sr, format="FLAC",
+                 subtype="PCM_16")
+        rows.append({"loudness_level": "normal", "generator": "numpy" if row["kind"] == "music" else "derived",
+                     **row, "file": name})
+    return rows
 
 
 def wav_header(sr: int, channels: int, bits: int, data_bytes: int, fmt_code: int = 1) -> bytes:
@@ -302,8 +387,18 @@ def make_bad(out_dir: Path, demo_dir: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bad-only", action="store_true")
+    ap.add_argument("--beyond-speech-only", action="store_true")
     args = ap.parse_args()
     demo_dir = HERE / "demo_audio"
+    if args.beyond_speech_only:
+        for path in demo_dir.iterdir():
+            if int(path.name[:3]) >= FIRST_DERIVED:
+                path.unlink()
+        with open(HERE / "demo_labels.csv") as f:
+            kept = [row for row in csv.DictReader(f) if int(row["file"][:3]) < FIRST_DERIVED]
+        write_labels(demo_dir, kept + beyond_speech(demo_dir, FIRST_DERIVED - 1))
+        print(f"beyond-speech clips from {FIRST_DERIVED:03d} in {demo_dir}")
+        return
     if not args.bad_only:
         labels = make_demo(demo_dir)
         size = sum(p.stat().st_size for p in demo_dir.iterdir())

@@ -82,8 +82,13 @@ ANNOTATIONS = pa.schema([
     _unit("gender", S, "male|female"), _unit("gender_confidence", F, "0-1"),
     _unit("gender_source", S, "voice2gender|f0_rule"),
     _unit("num_speakers", I, "speakers"),
+    _unit("onset_count", I, "events"), _unit("tempo_bpm", F, "BPM"),
+    _unit("harmonic_ratio", F, "0 percussive .. 1 tonal"), _unit("tone_hz", F, "Hz"), _unit("rt60_s", F, "s"),
+    _unit("bandwidth_hz", F, "Hz"), _unit("dynamic_range_db", F, "dB"),
+    _unit("sound_class", S, "speech|music|tone|noise|silence"),
     *[_unit(f"tag_{t}", S) for t in ("content", "pitch", "rate", "loudness", "quality", "clipping", "duration",
-                                     "speakers", "timbre")],
+                                     "speakers", "timbre", "sound", "tempo", "texture", "tone", "events", "reverb",
+                                     "bandwidth", "dynamics")],
     _unit("caption", S), _unit("caption_backend", S), _unit("caption_model", S), _unit("caption_prompt_version", S),
     _unit("errors", S, "JSON: analyzer -> reason"), _unit("skipped", S, "JSON: analyzer -> reason"),
     *LINEAGE,
@@ -123,6 +128,7 @@ VERDICTS = pa.schema([
     pa.field("judge_model", S),
     pa.field("judge_prompt_version", S, nullable=False),
     pa.field("judge_raw", S),
+    pa.field("blind", S),  # JSON: the text-only answerer's picks over K option orders (verifiers.blind)
     *LINEAGE,
 ])
 TABLES["verdicts"] = (VERDICTS, ("question_id",))
@@ -139,10 +145,14 @@ _ITEM = [
     pa.field("answer", S, nullable=False),  # the right letter
     pa.field("answer_text", S, nullable=False),
     pa.field("reasoning", S, nullable=False),  # the winner's reasoning, without its final answer line
+    pa.field("trace", S),  # the winner's thinking (a reasoning model's <think> trace), when it has one
     pa.field("target", S, nullable=False),  # reasoning + "Answer: X": what the model learns to say
     pa.field("winner", S, nullable=False),
     pa.field("consistency_with_caption", S, nullable=False),
     pa.field("hard", B),  # a Eureka-Audio answerer got it wrong
+    pa.field("text_answerable", B),  # the blind answerer picks the key without the audio (None: not checked)
+    pa.field("weight", F),  # training weight: 1, or the policy's down-weight for a text-answerable item
+    pa.field("single_source", B),  # the key rests on one source (verifiers.evidence); None: not checked
     # JSON: writer, answerers, judge (backends, models, prompt versions), config hash
     pa.field("lineage", S, nullable=False),
 ]

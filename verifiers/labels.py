@@ -43,7 +43,9 @@ def annotation_view(m: dict, t) -> dict:
             "loudness_lufs": m.get("loudness_lufs"), "snr_db": m.get("snr_db") if speech else None,
             "clipping_ratio": m.get("clipping_ratio"), "spectral_flatness": m.get("flatness"),
             "num_speakers": m.get("num_speakers"), "duration_s": m.get("duration_s"),
-            "language": "en" if m.get("english") else None}
+            "language": "en" if m.get("english") else None,
+            **{k: m.get(k) for k in ("onset_count", "tempo_bpm", "harmonic_ratio", "tone_hz", "rt60_s", "bandwidth_hz",
+                                     "dynamic_range_db", "sound_class")}}
 
 
 def tags_from_measures(m: dict, t) -> dict:

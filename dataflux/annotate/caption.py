@@ -167,7 +167,12 @@ def structured_caption(a: dict, seed: int = 0) -> str:
         parts.append(pick([f"A {duration:.1f}-second clip with no speech.",
                            f"No one speaks in this {duration:.1f}-second clip."]))
         parts.append(_phrase("speech_music_or_noise", a.get("tag_timbre"), pick))
+        parts.append(_phrase("tempo_level", a.get("tag_tempo"), pick) if a.get("tag_sound") == "music" else None)
     parts.append(_phrase("loudness_level", a.get("tag_loudness"), pick))
     parts.append(_phrase("background_noise_level", a.get("tag_quality"), pick))
     parts.append(_phrase("clipping_presence", a.get("tag_clipping"), pick))
+    if a.get("tag_content") == "speech":
+        parts.append(_phrase("reverberation_level", a.get("tag_reverb"), pick))
+        parts.append(_phrase("audio_bandwidth", a.get("tag_bandwidth"), pick) if a.get("tag_bandwidth") == "narrowband"
+                     else None)
     return " ".join(p for p in parts if p)

@@ -34,12 +34,20 @@ class TagThresholds(Section):
     duration_s: tuple[float, float] = (3.0, 10.0)
     tonal_flatness_below: float = 0.05  # spectral flatness of a tone or music
     noise_flatness_above: float = 0.3
+    tempo_bpm: tuple[float, float] = (100.0, 140.0)  # slow below, fast above
+    harmonic_ratio: tuple[float, float] = (0.35, 0.65)  # percussive below, tonal above
+    tone_hz: tuple[float, float] = (250.0, 700.0)
+    rt60_s: tuple[float, float] = (0.45, 0.9)  # dry below, hall above (blind estimate)
+    narrowband_below_hz: float = 5000.0  # telephone speech measures ~4.1-4.3 kHz, full band ~8 kHz
+    dynamic_range_db: float = 15.0  # steady noise, tones, music 0-14 dB; speech with pauses 19-46 dB
 
 
 class Tagger(Analyzer):
     name = "tags"
     fields = {"tag_content": "", "tag_pitch": "", "tag_rate": "", "tag_loudness": "", "tag_quality": "",
-              "tag_clipping": "", "tag_duration": "", "tag_speakers": "", "tag_timbre": ""}
+              "tag_clipping": "", "tag_duration": "", "tag_speakers": "", "tag_timbre": "",
+              "tag_sound": "", "tag_tempo": "", "tag_texture": "", "tag_tone": "", "tag_events": "", "tag_reverb": "",
+              "tag_bandwidth": "", "tag_dynamics": ""}
 
     def __init__(self, thresholds: TagThresholds = TagThresholds(), resources=None):
         super().__init__(resources)

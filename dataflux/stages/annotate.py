@@ -2,7 +2,8 @@
 
 The chain (each entry one stage, so one actor pool on Ray; the model-backed ones alone in theirs):
 
-    decode+levels -> vad -> asr -> snr+speaking_rate -> pitch -> gender -> speakers -> dnsmos -> tags+caption
+    decode+levels -> vad -> asr -> snr+speaking_rate -> pitch -> gender -> speakers -> dnsmos -> acoustics
+    -> tags+caption
 
 Audio is decoded once per clip, at the head of the chain, and travels with the item.
 """
@@ -13,6 +14,7 @@ from contextlib import ExitStack
 
 from typing import Callable, Literal
 
+from dataflux.annotate.acoustics import Acoustics
 from dataflux.annotate.asr import AsrConfig, SpeakingRate, Whisper
 from dataflux.annotate.base import Analyzer
 from dataflux.annotate.caption import AnyCaptionConfig, CaptionConfig, Captioner
@@ -35,7 +37,7 @@ PRODUCER = "annotate@1"
 # Declared CPUs per stage: what Ray schedules on. Their sum stays under 2 so that the whole chain's
 # actors fit on a 2-core laptop at once (Ray Data stalls when an actor stage cannot be placed).
 DEFAULT_CPUS = {"decode": 0.1, "vad": 0.2, "asr": 0.5, "measure": 0.1, "pitch": 0.1, "gender": 0.1,
-                "speakers": 0.2, "dnsmos": 0.2, "describe": 0.1}
+                "speakers": 0.2, "dnsmos": 0.2, "acoustics": 0.1, "describe": 0.1}
 REQUIRED = {"decode", "describe"}  # audio in, tags and caption out
 
 
@@ -111,6 +113,7 @@ def build_chain(config: AnnotateConfig) -> list[Stage]:
         Gender(resources=res("gender")),
         speakers,
         Dnsmos(config.threads, resources=res("dnsmos")),
+        Acoustics(resources=res("acoustics")),
         Group("describe", [Tagger(config.tags), Captioner(config.caption)], res("describe")),
     ]
     return [stage for stage in chain if stage.name not in config.skip]

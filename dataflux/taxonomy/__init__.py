@@ -19,14 +19,15 @@ from pathlib import Path
 
 import yaml
 
-from dataflux.taxonomy import (content, delivery, emotion_attitude, environment_quality, non_speech_events,
-                               speaker_traits)
+from dataflux.taxonomy import (acoustic_scene, content, delivery, emotion_attitude, environment_quality, music,
+                               non_speech_events, speaker_traits)
 from dataflux.taxonomy.spec import Binned, Label, Leaf, Levels, level
 
 __all__ = ["LEAVES", "Label", "Leaf", "bin_tags", "domain_rules", "leaf_named", "level", "load_taxonomy"]
 
 LEAVES: tuple[Leaf, ...] = (*speaker_traits.LEAVES, *delivery.LEAVES, *emotion_attitude.LEAVES, *content.LEAVES,
-                            *environment_quality.LEAVES, *non_speech_events.LEAVES)
+                            *environment_quality.LEAVES, *non_speech_events.LEAVES, *music.LEAVES,
+                            *acoustic_scene.LEAVES)
 _BY_NAME = {leaf.name: leaf for leaf in LEAVES}
 
 def _content(m: dict, t) -> str:

@@ -45,7 +45,7 @@ LEAVES = [
                  "high": Label("High for this kind of voice", (r"\bhigh\b", r"\bhigher\b", r"\bhigh-pitched\b",
                                                                r"\bshrill\b"))},
          distractors=("It cannot be told: nobody speaks",),
-         questions=("How high is the speaker's voice compared with similar voices?",
+         questions=("Compared with similar speakers, where does this pitch sit?",
                     "How would you describe the pitch of this voice?"),
          rules=("Pitch level is relative to the speaker's gender: a deep female voice can be \"low\" at 170 Hz.",),
          evidence=("The voice sits around {f0_median_hz:.0f} Hz, which is {label} for a voice of this kind",),
@@ -67,6 +67,6 @@ LEAVES = [
                                                                  r"\bmore than two\b"),
                                         "The pitch jumps between two separate ranges, as two different voices do")},
          distractors=("Nobody speaks",),
-         questions=("How many different people speak?", "How many speakers can you hear?"),
+         questions=("How many different voices take part?", "How many speakers can you hear?"),
          rules=("Speaker counts need distinct voices; one speaker changing pitch is still one speaker.",)),
 ]

@@ -44,25 +44,25 @@ def test_run_tables_and_export_end_to_end(tmp_path, mixed_source):
     r = dataflux("run", "--config", ROOT / "examples" / "demo.yaml", "--source", mixed_source, "--out", run_dir,
                  "--until", "ingest")
     assert r.returncode == 0, r.stderr
-    assert f"run folder: {run_dir}" in r.stdout and "ingest: 53 in, 44 out, 10 rejected" in r.stdout
+    assert f"run folder: {run_dir}" in r.stdout and "ingest: 60 in, 51 out, 10 rejected" in r.stdout
     r = dataflux("ingest", mixed_source, "--out", run_dir, "--strict")
     assert r.returncode == 0 and "0 in" in r.stdout  # nothing new, nothing rejected in this invocation
     r = dataflux("ingest", mixed_source, "--out", tmp_path / "strict", "--strict")
     assert r.returncode == 3
 
     listed = dataflux("tables", "list", run_dir).stdout.splitlines()
-    assert listed == ["clips\tversion 0\t44 rows", "rejects\tversion 0\t10 rows"]
+    assert listed == ["clips\tversion 0\t51 rows", "rejects\tversion 0\t10 rows"]
     shown = dataflux("tables", "show", run_dir, "--table", "rejects", "--limit", "3").stdout
     assert "rejects version 0: 10 rows" in shown and "reason_code" in shown
     history = [json.loads(line) for line in dataflux("tables", "history", run_dir).stdout.splitlines()]
-    assert history[0]["version"] == 0 and history[0]["rows_added"] == 44
+    assert history[0]["version"] == 0 and history[0]["rows_added"] == 51
 
     r = dataflux("export", run_dir, "--table", "clips", "--version", "0", "--format", "hf", "--out", tmp_path / "hf")
     assert r.returncode == 0, r.stderr
-    assert "exported 44 rows of clips version 0" in r.stdout
+    assert "exported 51 rows of clips version 0" in r.stdout
     assert list((tmp_path / "hf" / "data").glob("*.parquet"))
 
     info = json.loads((run_dir / "run.json").read_text())
     assert [i["status"] for i in info["invocations"]] == ["completed", "completed"]
-    assert info["counts"]["clips"] == 44
+    assert info["counts"]["clips"] == 51
     assert info["invocations"][0]["config"]["config_hash"]

@@ -94,7 +94,7 @@ def test_deploy_run_through_the_worker_artifacts_event_and_retrain_chain(prefect
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
         assert tasks and all(t.state.is_completed() for t in tasks)
         info = json.loads((run_dir / "run.json").read_text())["invocations"][-1]["stages"]
-        # exactly the task runs of flows/synthesize.py's formula, with S = 1 shard (44 clips, shard_size
+        # exactly the task runs of flows/synthesize.py's formula, with S = 1 shard (51 clips, shard_size
         # 2000) and the passes the closed loop made: ingest 1 + annotate S + (generate S + verify S +
         # filter 1) per pass + publish 1. The loop stops after the first pass that finds no work, so every
         # pass but the last wrote a round of questions, unless it hit the cap of max_rounds + 2 passes.

@@ -24,12 +24,14 @@ def test_taxonomy_has_four_levels_and_the_required_branches():
     assert all(len(l.path) == 4 for l in LEAVES)
     roots = {l.path[0] for l in LEAVES}
     assert roots == {"speaker_traits", "delivery", "emotion_attitude", "content", "environment_quality",
-                     "non_speech_events"}
+                     "non_speech_events", "music", "acoustic_scene"}
     names = {l.name for l in LEAVES}
     assert {"speaker_gender", "age_group", "pitch_relative_to_gender", "breathy_or_creaky", "speaking_rate_level",
             "loudness_level", "pauses_and_hesitation", "emotion_category", "topic_category", "keyword_presence",
             "language_identity", "background_noise_level", "reverberation_level", "clipping_presence",
-            "music_character", "silence_presence"} <= names
+            "music_character", "silence_presence", "tempo_level", "tonal_or_percussive", "tone_pitch_level",
+            "number_of_sound_events", "sound_category", "audio_bandwidth", "dynamic_range_level", "instrument_family",
+            "sound_source", "scene_category"} <= names
 
 
 def test_template_questions_have_a_random_but_reproducible_key_kept_apart():
