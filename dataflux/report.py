@@ -53,10 +53,10 @@ def summarize(run: RunFolder, corpus_version: int | None = None) -> dict:
                                        "loudness_lufs", "snr_db", "duration_s", "caption_backend",
                                        "caption_model", "asr_model"])
     questions = _read(run, "questions", ["question_id", "round", "node_path", "writer_backend", "writer_model",
-                                         "prompt_version"])
+                                         "prompt_version", "answer_key"])
     verdicts = _read(run, "verdicts", ["question_id", "round", "answers", "winner", "consistency_with_caption",
-                                       "judge_backend", "judge_model", "judge_prompt_version"])
-    kept = _read(run, "kept", ["question_id", "round", "node_path", "answer"])
+                                       "judge_backend", "judge_model", "judge_prompt_version", "blind"])
+    kept = _read(run, "kept", ["question_id", "round", "node_path", "answer", "answer_text", "single_source"])
     corpus = run.table("corpus")
     corpus_rows = corpus.num_rows(corpus_version) if corpus.exists() else 0
     sources = sorted({c["source_uri"] for c in clips})
@@ -101,16 +101,68 @@ def summarize(run: RunFolder, corpus_version: int | None = None) -> dict:
                               "nodes_without_items": [p for p in leaves if p not in nodes],
                               "nodes_covered": sum(1 for p in leaves if p in nodes), "nodes_total": len(leaves)},
         "answer_letters": letter_balance(Counter(k["answer"] for k in kept)),
+        "keys_per_node": keys_per_node(kept),
         "answerer_agreement": {"cohen_kappa": cohen_kappa(pairs), "both_answered": len(pairs),
                                "verified": len(verdicts)},
         "verdicts": {"winner": dict(Counter(v["winner"] for v in verdicts)),
                      "consistency": dict(Counter(v["consistency_with_caption"] for v in verdicts))},
         "backends": backends,
+        "text_answerable": text_answerable_rates(
+            questions, verdicts, config.get("filter", {}).get("policy", {}).get("text_answerable_min_hits", 3)),
         "tags": {k: dict(Counter(str(n.get(k)) for n in notes)) for k in
                  ("tag_content", "gender", "tag_pitch", "tag_rate", "tag_loudness", "tag_quality", "language")},
         "measures": {k: [n[k] for n in notes if n.get(k) is not None]
                      for k in ("f0_median_hz", "speech_rate_sps", "loudness_lufs", "snr_db", "duration_s")},
     }
+
+
+def keys_per_node(kept: list[dict]) -> dict:
+    """Per node: how often each option position and each option text is the key (a node whose key is
+    nearly always the same text teaches a prior, not listening), and the share of items whose key rests
+    on a single source (`verifiers.evidence`)."""
+    out = {}
+    for node in sorted({k["node_path"] for k in kept}):
+        rows = [k for k in kept if k["node_path"] == node]
+        texts = Counter(k["answer_text"] for k in rows)
+        top, n = texts.most_common(1)[0]
+        out[node] = {"kept": len(rows), "positions": {x: sum(k["answer"] == x for k in rows) for x in "ABCD"},
+                     "texts": dict(texts.most_common()), "top_text": top, "top_share": round(n / len(rows), 4),
+                     "single_source": sum(bool(k.get("single_source")) for k in rows),
+                     "single_source_share": round(sum(bool(k.get("single_source")) for k in rows) / len(rows), 4)}
+    return out
+
+
+def text_answerable_rates(questions: list[dict], verdicts: list[dict], min_hits: int) -> dict:
+    """Share of verified items the blind answerer (`verifiers.blind`) answers from the text alone, overall,
+    per node and per writer. The key is the template's answer key, else the judge's winning letter."""
+    from verifiers.blind import is_text_answerable
+    from verifiers.policy import winner_index
+
+    by_id = {q["question_id"]: q for q in questions}
+    counts: dict[str, dict[str, list[int]]] = {"node": defaultdict(lambda: [0, 0]),
+                                               "writer": defaultdict(lambda: [0, 0])}
+    total = [0, 0]
+    for v in verdicts:
+        q = by_id.get(v["question_id"])
+        if q is None or not v.get("blind"):
+            continue
+        key = q.get("answer_key")
+        if not key and v["winner"] != "NONE" and len(v["answers"]) > winner_index(v):
+            key = v["answers"][winner_index(v)]["letter"]
+        flag = is_text_answerable(v["blind"], "ABCD".index(key) if key else None, min_hits)
+        if flag is None:
+            continue
+        writer = f"{q['writer_backend']}:{q['writer_model'] or '-'}"
+        for cell in (counts["node"][q["node_path"]], counts["writer"][writer], total):
+            cell[0] += int(flag)
+            cell[1] += 1
+
+    def rate(cell):
+        return {"text_answerable": cell[0], "checked": cell[1],
+                "rate": round(cell[0] / cell[1], 4) if cell[1] else None}
+
+    return {"min_hits": min_hits, **rate(total), "per_node": {k: rate(c) for k, c in sorted(counts["node"].items())},
+            "per_writer": {k: rate(c) for k, c in sorted(counts["writer"].items())}}
 
 
 def data_card(s: dict) -> str:

@@ -78,6 +78,12 @@ class AnalyzerAnswerer(Answerer):
         self.stack_name, self.thresholds, self.threads = stack, thresholds, threads
         self._measures: OrderedDict[str, dict] = OrderedDict()
 
+    def evidence(self, leaf: str) -> str | None:
+        """What this answerer answers `leaf` from; None: it cannot answer it (`verifiers.evidence`)."""
+        from verifiers.evidence import ANALYZER_STACKS
+
+        return ANALYZER_STACKS.get(self.stack_name, {}).get(leaf)
+
     def setup(self) -> None:
         from verifiers.measure import make_stack
 

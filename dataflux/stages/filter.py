@@ -99,6 +99,13 @@ def decide(v: dict, q: dict, config: FilterConfig, dedup: Deduplicator, per_node
     problem = structural(q["question"], q["options"], letter, reasoning)
     if problem:
         return None, problem
+    why, answerable, weight = config.policy.text_only(v.get("blind"), LETTERS.index(letter))
+    if why:
+        return None, (why, f"the blind answerer picks the key without the audio: {v.get('blind')}")
+    why, single = config.policy.sources(answers, q["node_path"], letter)
+    if why:
+        return None, (why, "one source: the only confirmation is the only competent answerer or measures like the "
+                           "annotator")
     if config.max_per_node and per_node[q["node_path"]] >= config.max_per_node:
         return None, ("node_cap", f"{q['node_path']} already has {config.max_per_node} kept items")
     duplicate = dedup.add(q["clip_id"], q["question"], q["options"])
@@ -122,5 +129,6 @@ def decide(v: dict, q: dict, config: FilterConfig, dedup: Deduplicator, per_node
             "round": q["round"], "question": q["question"], "options": options, "answer": letter,
             "answer_text": options[LETTERS.index(letter)], "reasoning": body, "target": target_text(body, letter),
             "winner": v["winner"], "consistency_with_caption": v["consistency_with_caption"], "hard": hard,
+            "text_answerable": answerable, "weight": weight, "single_source": single,
             "lineage": json.dumps(lineage, sort_keys=True), "producer": PRODUCER,
             "backend": chosen["backend"], "model_id": chosen["model"]}, None

@@ -24,6 +24,7 @@ from dataflux.stage import Resources, Result, Stage
 from dataflux.step import Context, Step, run_step
 from storage.run_folder import RunFolder
 from verifiers.answerers import answers_of
+from verifiers.blind import BlindConfig
 from storage.writer import BufferedWriter
 
 PRODUCER = "verify@1"
@@ -112,6 +113,7 @@ class VerifyConfig(Section):
     threads: int = 0
     num_cpus: float = 0.5  # per measuring answerer actor
     chunk_clips: int = 1024  # clips whose audio (with all their questions) is in memory at once
+    blind: BlindConfig = BlindConfig()  # the text-only answerer: is an item answerable without the audio?
 
     @field_validator("answerers")
     @classmethod
@@ -143,6 +145,13 @@ def build_chain(config: VerifyConfig, thresholds: TagThresholds, cache_path: str
 
             chain.append(EurekaAnswerer(spec.name, spec.checkpoint,
                                         resources=Resources(num_cpus=1.0, batch_size=config.batch_size)))
+    blind = config.blind
+    if blind.backend != "off":
+        from verifiers.blind import BlindAnswerer
+
+        endpoint = None if blind.backend == "rules" else role_endpoint(
+            stack, blind.backend, blind.endpoint or LocalEndpoint())
+        chain.append(BlindAnswerer(blind, endpoint, cache_path, Resources(num_cpus=0.1, batch_size=config.batch_size)))
     judge = config.judge
     if judge.backend == "rules":
         chain.append(RulesJudge())
@@ -160,7 +169,8 @@ def verdict_row(item: dict) -> dict:
             "judge_reasoning": v["reasoning"], "final_action": v["final_action"],
             "judge_backend": item["judge_backend"], "judge_model": item["judge_model"],
             "judge_prompt_version": item["judge_prompt_version"], "judge_raw": item["judge_raw"],
-            "producer": PRODUCER, "backend": item["judge_backend"], "model_id": item["judge_model"]}
+            "blind": item.get("blind"), "producer": PRODUCER, "backend": item["judge_backend"],
+            "model_id": item["judge_model"]}
 
 
 def items_with_audio(run: RunFolder, pending: list[dict], chunk_clips: int) -> Iterator[list[dict]]:
