@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
@@ -20,6 +21,7 @@ print("RESULT " + json.dumps([c["name"] for c in result["table"]["columns"]]))
 """
 
 
+@pytest.mark.slow
 def test_the_evaluation_flow_puts_the_suite_table_into_its_artifact(local_prefect, tmp_path):
     import soundfile as sf
     from prefect.client.orchestration import get_client
