@@ -17,6 +17,7 @@ class Resources:
     num_gpus: float = 0.0
     batch_size: int = 16
     concurrency: int = 1  # workers (Ray actors) for this stage
+    custom: dict[str, float] = field(default_factory=dict)  # Ray custom resources, e.g. {"accel": 1}
 
 
 @dataclass

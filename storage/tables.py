@@ -20,11 +20,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, write_deltalake
 from deltalake import Schema as DeltaSchema
-from deltalake.transaction import AddAction, create_table_with_add_actions
+from deltalake.transaction import AddAction, Transaction, create_table_with_add_actions
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 
 APPEND_FILE_ROWS = 4096  # rows per Parquet file written by Table.append
+PASS_FILE_PREFIX = "pass-"  # Parquet files written by workers: pass-<pass id>-<uuid>.parquet
+PASS_APP_PREFIX = "dataflux.pass."  # Delta application-transaction id of a committed pass
 
 
 class VersionVacuumed(FileNotFoundError):
@@ -208,6 +210,53 @@ class Table:
         else:
             dt.create_write_transaction(actions, mode="append", schema=self.schema, commit_properties=props)
         return count
+
+    def commit_files(self, files: list[tuple[str, int, int]], pass_id: str,
+                     metadata: dict[str, str] | None = None) -> bool:
+        """Commit Parquet files already written into this table's folder (`(name, bytes, rows)` each) in
+        one transaction, keyed on `pass_id`: Delta's application transaction makes a second commit of the
+        same pass a no-op. Returns False when the pass was already committed. Local tables only."""
+        dt = self._delta()
+        app_id = PASS_APP_PREFIX + pass_id
+        if dt is not None and dt.transaction_version(app_id) is not None:
+            return False
+        now = int(time.time() * 1000)
+        actions = [AddAction(name, size, {}, now, True, json.dumps({"numRecords": rows})) for name, size, rows in files]
+        props = CommitProperties(custom_metadata=_commit_properties(metadata).custom_metadata,
+                                 app_transactions=[Transaction(app_id, 1)])
+        try:
+            if dt is None:
+                create_table_with_add_actions(self.uri, DeltaSchema.from_arrow(self.schema), actions, mode="append",
+                                              commit_properties=props)
+            else:
+                dt.create_write_transaction(actions, mode="append", schema=self.schema, commit_properties=props)
+        except (DeltaError, OSError) as e:
+            raise StorageError(f"cannot write table {self.uri}: {_os_reason(e)}; nothing was committed") from e
+        return True
+
+    def committed_pass(self, pass_id: str) -> bool:
+        dt = self._delta()
+        return dt is not None and dt.transaction_version(PASS_APP_PREFIX + pass_id) is not None
+
+    def remove_pass_files(self, keep: Iterable[str] = (), pass_id: str | None = None) -> int:
+        """Delete files that workers wrote for a pass and that no commit references: those of `pass_id`
+        not in `keep`, or (no `pass_id`) those of every pass that never committed. Returns the count."""
+        folder = Path(self.uri.removeprefix("file://"))
+        if not folder.is_dir():
+            return 0
+        keep, removed, committed = set(keep), 0, {}
+        for path in folder.glob(f"{PASS_FILE_PREFIX}*.parquet"):
+            owner = path.name[len(PASS_FILE_PREFIX):].split("-", 1)[0]
+            if pass_id is not None:
+                stale = owner == pass_id and path.name not in keep
+            else:
+                if owner not in committed:
+                    committed[owner] = self.committed_pass(owner)
+                stale = not committed[owner]
+            if stale:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def _append_spooled(self, chunks: Iterable[pa.Table], props: CommitProperties) -> int:
         # Spooled to a local Arrow file first: delta-rs pulls the stream from inside its own async

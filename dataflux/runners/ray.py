@@ -3,33 +3,64 @@
 Each actor calls `setup` once, so models load once per actor. Resources come from the stage's
 declaration (CPUs, GPUs, batch size, concurrency), so on a cluster GPU stages land on GPU workers.
 Rejects ride along the chain as marker rows that later stages pass through untouched; each output
-row also carries how many input items it accounts for. Results come back to the driver in input
-order, and only the driver commits to the tables. `ray.init(address=...)` is the only difference
+row also carries how many input items it accounts for. `ray.init(address=...)` is the only difference
 between a laptop and a cluster.
+
+Two ways in and out. `run` takes items from the driver and brings results back in input order (for
+steps whose items are small: source paths, questions). `run_pass` moves no data through the driver:
+the workers read the pending rows of the input table's version straight from its Parquet files, and
+write the output rows as Parquet files into the output table's folder; the driver gets back file names,
+counts and rejects, and commits exactly those files in one Delta transaction keyed on the pass (a
+second commit of the same pass is a no-op; files of a pass that never committed are deleted).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import os
-from typing import Iterator
+import socket
+import threading
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from dataflux.runners.base import Batch, Runner
+from dataflux.runners.base import Batch, Runner, StageStats, TablePass
 from dataflux.stage import Result, Stage
+from storage.schemas import conform
+from storage.tables import PASS_FILE_PREFIX, Table
+
+log = logging.getLogger(__name__)
 
 REJECT = "_reject"  # JSON of a reject, on marker rows
 ITEMS_IN = "_items_in"  # input items this row accounts for (the batch's count on its first row)
+AUDIO_S = "_audio_s"  # audio seconds of those items (in a table pass)
+TRACE = "_trace"  # the chain entries that processed the batch and their nodes: "entry@node,..."
+EMPTY = "_empty"  # a placeholder row that only carries a batch's counts (the batch produced nothing)
+CARRIED = (ITEMS_IN, AUDIO_S)  # summed over a batch onto its first row
+CONNECT_TIMEOUT_S = 45.0  # joining a cluster: fail with one clear line rather than hang
+PASS_ATTEMPTS = 2  # a pass that failed (a node died and Ray gave up) runs once more from its files
+
+
+class RayConnectError(RuntimeError):
+    """The Ray cluster at the given address cannot be joined (unreachable, refusing, or auth refused)."""
 
 
 class RayRunner(Runner):
     name = "ray"
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, auth_token_env: str | None = None,
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S):
         self.address = address
         self.num_cpus = num_cpus
+        self.auth_token_env = auth_token_env  # the variable holding the cluster's token (never the token)
+        self.connect_timeout_s = connect_timeout_s
         self._started_here = False
 
     def _ensure_ray(self):
@@ -41,7 +72,10 @@ class RayRunner(Runner):
                           configure_logging=False)
             if self.address is None and self.num_cpus is not None:
                 kwargs["num_cpus"] = self.num_cpus
-            ray.init(**kwargs)
+            if self.address:
+                self._join(ray, kwargs)
+            else:
+                ray.init(**kwargs)
             self._started_here = True
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
@@ -68,10 +102,110 @@ class RayRunner(Runner):
                 marker = row.get(REJECT)
                 if marker:
                     rejects.append(json.loads(marker))
-                else:
+                elif not row.pop(EMPTY, None):
                     row.pop(REJECT, None)
                     rows.append(row)
             yield Batch(items_in, Result(rows, rejects))
+
+    def _join(self, ray, kwargs: dict) -> None:
+        """Connect to a running cluster, or fail within `connect_timeout_s` with one line that says why."""
+        if self.auth_token_env:
+            token = os.environ.get(self.auth_token_env)
+            if not token:
+                raise RayConnectError(f"ray_auth_token_env names {self.auth_token_env}, which is not set")
+            os.environ["RAY_AUTH_TOKEN"] = token  # Ray's driver reads its token from here
+        where = self.address
+        host, _, port = where.rpartition(":")
+        if "://" not in where and where != "auto" and port.isdigit():
+            try:
+                socket.create_connection((host, int(port)), timeout=min(10.0, self.connect_timeout_s)).close()
+            except OSError as e:
+                raise RayConnectError(f"cannot reach the Ray cluster at {where}: {e.strerror or e}") from None
+        done: dict = {}
+
+        def connect():
+            try:
+                ray.init(**kwargs)
+                done["ok"] = True
+            except BaseException as e:  # handed to the caller's thread
+                done["error"] = e
+
+        thread = threading.Thread(target=connect, name="ray-connect", daemon=True)
+        thread.start()
+        thread.join(self.connect_timeout_s)
+        if thread.is_alive():
+            raise RayConnectError(f"the Ray cluster at {where} did not accept this driver within "
+                                  f"{self.connect_timeout_s:.0f} s (does the head advertise an address this "
+                                  "machine can reach? see `ray status` on the head)")
+        if "error" in done:
+            e = done["error"]
+            text = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if "auth" in text.lower() or "token" in text.lower() or "Unauthenticated" in type(e).__name__:
+                text = ("the cluster refused this driver's authentication token (set RAY_AUTH_TOKEN, "
+                        "or ray_auth_token_env to the variable that holds it)")
+            raise RayConnectError(f"cannot join the Ray cluster at {where}: {text}") from None
+
+    def run_pass(self, chain: Sequence[Stage], spec: TablePass, stats: StageStats, out,
+                 on_progress: Callable[[int], None] | None = None) -> None:
+        if not (_local(spec.source) and _local(spec.sink)):  # object stores: the in-process path for now
+            return super().run_pass(chain, spec, stats, out, on_progress)
+        ray = self._ensure_ray()
+        pass_id = _pass_id(spec)
+        spec.sink.remove_pass_files()  # files of earlier passes whose driver died before committing
+        files = _files_holding(spec)
+        if not files:
+            return
+        for attempt in range(1, PASS_ATTEMPTS + 1):
+            tally = _Tally()
+            try:
+                written = self._write_pass(ray, chain, spec, pass_id, files, tally, on_progress)
+                break
+            except ray.exceptions.RayError as e:
+                spec.sink.remove_pass_files(pass_id=pass_id)
+                if attempt == PASS_ATTEMPTS:
+                    raise
+                log.warning("pass %s failed (%s); running it again", pass_id, str(e).splitlines()[0][:200])
+        if written:
+            spec.sink.commit_files(written, pass_id, spec.metadata)
+        spec.sink.remove_pass_files(keep=[name for name, _, _ in written], pass_id=pass_id)
+        stats.rows_in += tally.items_in
+        stats.rows_out += tally.rows
+        for reject in tally.rejects:
+            stats.rejected[reject["reason_code"]] += 1
+        stats.audio_seconds += tally.audio_total
+        for (entry, node), seconds in tally.audio.items():
+            per_node = stats.nodes.setdefault(node, {})
+            per_node[entry] = per_node.get(entry, 0.0) + seconds
+        out.add(Result([], tally.rejects))  # after the rows' commit, as the buffered writer orders them
+
+    def _write_pass(self, ray, chain, spec: TablePass, pass_id: str, files: list[str], tally: "_Tally",
+                    on_progress) -> list[tuple[str, int, int]]:
+        from ray.data.expressions import col
+
+        columns = list(dict.fromkeys([spec.key, *spec.columns]))
+        # The key filter is pushed down into the Parquet scan on the workers.
+        ds = (ray.data.read_parquet(files, num_cpus=0.1).select_columns(columns)
+              .filter(expr=col(spec.key).is_in(sorted(spec.keys))))
+        ds = ds.map_batches(_mark_inputs, batch_format="pyarrow", num_cpus=0.05, zero_copy_batch=True)
+        for i, stage in enumerate(chain):
+            res = stage.resources
+            ds = ds.map_batches(
+                _StageActor, fn_constructor_args=(stage, spec.finish if i == len(chain) - 1 else None),
+                batch_size=res.batch_size, batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(size=res.concurrency), num_cpus=res.num_cpus,
+                num_gpus=res.num_gpus or None, resources=res.custom or None, zero_copy_batch=True)
+        sink = spec.sink
+        ds = ds.map_batches(_write_block, fn_args=(sink.uri, sink.schema, pass_id), batch_format="pyarrow",
+                            batch_size=spec.chunk_rows, num_cpus=0.05)
+        written = []
+        for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            for row in table.to_pylist():
+                if row["file"]:
+                    written.append((row["file"], row["bytes"], row["rows"]))
+                tally.add(row)
+                if on_progress and row[ITEMS_IN]:
+                    on_progress(row[ITEMS_IN])
+        return written
 
     def close(self) -> None:
         if self._started_here:
@@ -82,28 +216,116 @@ class RayRunner(Runner):
 
 
 class _StageActor:
-    def __init__(self, stage: Stage):
+    def __init__(self, stage: Stage, finish: Callable[[list[dict]], list[dict]] | None = None):
+        import ray
+
         self.stage = stage
+        self.finish = finish  # the last entry of a table pass shapes rows for the output table
+        self.node = ray.get_runtime_context().get_node_id()[:12]
         stage.setup()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
-        items_in = sum(row.pop(ITEMS_IN) or 0 for row in rows)
-        live = [r for r in rows if not r.get(REJECT)]
+        carried = {c: sum(row.pop(c, 0) or 0 for row in rows) for c in CARRIED if c in batch.column_names}
+        trace = sorted({e for row in rows for e in (row.pop(TRACE, None) or "").split(",") if e})
+        if AUDIO_S in carried:
+            trace.append(f"{self.stage.name}@{self.node}")
+        live = [r for r in rows if not r.get(REJECT) and not r.pop(EMPTY, None)]
         passed = [{REJECT: r[REJECT]} for r in rows if r.get(REJECT)]
         for r in live:
             r.pop(REJECT, None)
         result = self.stage.process_batch(live) if live else Result()
-        out = result.rows + [{REJECT: json.dumps(r)} for r in result.rejects] + passed
+        made = self.finish(result.rows) if self.finish else result.rows
+        out = made + [{REJECT: json.dumps(r)} for r in result.rejects] + passed
         if not out:
-            return pa.table({ITEMS_IN: pa.array([], pa.int64()), REJECT: pa.array([], pa.string())})
+            out = [{REJECT: None, EMPTY: True}]  # carries the batch's counts on; later stages skip it
         for r in out:
-            r[ITEMS_IN] = 0
+            r.update({c: 0 for c in carried})
             r.setdefault(REJECT, None)
-        out[0][ITEMS_IN] = items_in
+        out[0].update(carried)
+        if AUDIO_S in carried:
+            for r in out:
+                r[TRACE] = None
+            out[0][TRACE] = ",".join(trace)
         table = pa.Table.from_pylist(out)
         # Every block carries the marker column with one type, or Ray's schema unification drops it.
         return table.set_column(table.column_names.index(REJECT), REJECT, table[REJECT].cast(pa.string()))
 
     def __del__(self):
         self.stage.teardown()
+
+
+def _mark_inputs(batch: pa.Table) -> pa.Table:
+    """Each input row of a table pass accounts for one item and its audio seconds."""
+    n = batch.num_rows
+    seconds = batch["duration_s"] if "duration_s" in batch.column_names else pa.array([0.0] * n, pa.float64())
+    return batch.append_column(ITEMS_IN, pa.array([1] * n, pa.int64())).append_column(AUDIO_S, seconds)
+
+
+def _write_block(batch: pa.Table, uri: str, schema: pa.Schema, pass_id: str) -> pa.Table:
+    """On a worker: the batch's rows -> one Parquet file in the output table's folder; returns one row
+    that tells the driver the file, its counts, the batch's rejects and which nodes processed it."""
+    rows, rejects = [], []
+    for row in batch.to_pylist():
+        marker = row.get(REJECT)
+        if marker:
+            rejects.append(json.loads(marker))
+        elif not row.get(EMPTY):
+            rows.append(row)
+    name, size = None, 0
+    if rows:
+        table = conform(rows, schema)
+        name = f"{PASS_FILE_PREFIX}{pass_id}-{uuid.uuid4()}.parquet"
+        path = Path(uri.removeprefix("file://")) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, path, compression="snappy")
+        size = path.stat().st_size
+
+    def column(name: str, type_: pa.DataType) -> pa.Array:
+        total = sum(v or 0 for v in batch[name].to_pylist()) if name in batch.column_names else 0
+        return pa.array([total], type_)
+
+    trace = ",".join(sorted({e for v in (batch[TRACE].to_pylist() if TRACE in batch.column_names else [])
+                             for e in (v or "").split(",") if e}))
+    return pa.table({"file": pa.array([name], pa.string()), "bytes": pa.array([size], pa.int64()),
+                     "rows": pa.array([len(rows)], pa.int64()), ITEMS_IN: column(ITEMS_IN, pa.int64()),
+                     AUDIO_S: column(AUDIO_S, pa.float64()), TRACE: pa.array([trace], pa.string()),
+                     "rejects": pa.array([json.dumps(rejects)], pa.string())})
+
+
+class _Tally:
+    """What the driver keeps of a table pass: counts, rejects, audio seconds by (entry, node)."""
+
+    def __init__(self):
+        self.items_in = self.rows = 0
+        self.audio_total = 0.0
+        self.rejects: list[dict] = []
+        self.audio: dict[tuple[str, str], float] = {}
+
+    def add(self, row: dict) -> None:
+        self.items_in += row[ITEMS_IN]
+        self.rows += row["rows"]
+        self.rejects.extend(json.loads(row["rejects"]))
+        self.audio_total += row[AUDIO_S]
+        for entry in filter(None, (row[TRACE] or "").split(",")):
+            stage, node = entry.split("@")
+            self.audio[(stage, node)] = self.audio.get((stage, node), 0.0) + row[AUDIO_S]
+
+
+def _local(table: Table) -> bool:
+    return "://" not in table.uri or table.uri.startswith("file://")
+
+
+def _pass_id(spec: TablePass) -> str:
+    """The same pass (sink, source version, pending keys) gets the same id, so a retried commit is a no-op."""
+    h = hashlib.sha256(f"{spec.sink.uri}\n{spec.source.uri}\n{spec.version}\n".encode())
+    for key in sorted(spec.keys):
+        h.update(key.encode() + b"\n")
+    return h.hexdigest()[:20]
+
+
+def _files_holding(spec: TablePass) -> list[str]:
+    """The source version's files that hold at least one pending key (reads the key column only)."""
+    wanted = pa.array(sorted(spec.keys), pa.string())
+    return [f for f in spec.source.files(spec.version)
+            if pc.any(pc.is_in(pq.read_table(f, columns=[spec.key])[spec.key], value_set=wanted)).as_py()]

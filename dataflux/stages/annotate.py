@@ -24,7 +24,7 @@ from dataflux.annotate.signal import DecodeClips, Levels, Snr
 from dataflux.annotate.speaker import Gender, SpeakerCount
 from dataflux.annotate.tags import TagThresholds, Tagger
 from dataflux.annotate.vad import SileroVad
-from dataflux.runners.base import Runner, StageStats, run_chain
+from dataflux.runners.base import Runner, StageStats, TablePass, run_chain
 from dataflux.settings import Section
 from dataflux.shards import Shard
 from dataflux.stage import Resources, Result, Stage
@@ -51,6 +51,7 @@ class EntryResources(Section):
     num_gpus: float | None = None
     concurrency: int | None = None
     batch_size: int | None = None
+    custom: dict[str, float] | None = None  # Ray custom resources: the entry runs only on nodes that have them
 
 
 class AnnotateConfig(Section):
@@ -138,20 +139,24 @@ class Annotate(Step):
         return ctx.run.table("clips").read(columns=["clip_id"]).to_pylist()
 
     def process(self, ctx: Context, pending: list[dict], stats: StageStats, out: BufferedWriter) -> None:
-        lineage = {"producer": PRODUCER, "backend": "embedded", "model_id": None}
         chain = build_chain(self.config)
-        wanted = {i["clip_id"] for i in pending}
+        clips = ctx.run.table("clips")
+        # The audio streams in bounded chunks (in-process), or never leaves the workers (Ray): memory on
+        # the driver grows neither with the number of clips nor with their length.
+        spec = TablePass(clips, clips.version(), frozenset(i["clip_id"] for i in pending),
+                         ("clip_id", "audio", "duration_s"), ctx.run.table(self.writes), annotation_rows,
+                         {"stage": self.name}, self.config.chunk_clips)
         cache_path = str(ctx.run.local_path / "llm_cache.sqlite") if ctx.run.local_path else None
         with ExitStack() as stack:
             for captioner in (a for a in analyzers(chain) if isinstance(a, Captioner)):
                 captioner.bind(stack, cache_path)  # an LLM captioner's endpoint (its replicas) and cache
-            # The audio streams in bounded chunks: memory does not grow with the number of clips.
-            for chunk in ctx.run.table("clips").scan(["clip_id", "audio"], ("clip_id", wanted),
-                                                     self.config.chunk_clips):
-                for result in ctx.runner.run(chain, chunk.to_pylist(), stats, on_progress=ctx.on_progress):
-                    rows = [{**{k: v for k, v in row.items() if k != "pcm"}, **lineage,
-                             "model_id": row.get("asr_model")} for row in result.rows]
-                    out.add(Result(rows, result.rejects))
+            ctx.runner.run_pass(chain, spec, stats, out, ctx.on_progress)
+
+
+def annotation_rows(rows: list[dict]) -> list[dict]:
+    """Chain output -> annotations rows: the decoded PCM dropped, lineage added."""
+    return [{**{k: v for k, v in row.items() if k != "pcm"}, "producer": PRODUCER, "backend": "embedded",
+             "model_id": row.get("asr_model")} for row in rows]
 
 
 def run_annotate(run: RunFolder, runner: Runner, config: AnnotateConfig = AnnotateConfig(),
