@@ -58,6 +58,11 @@ def score_one(p: dict) -> dict:
             from model.benchmarks.audioqa import string_match
 
             out["official_correct"] = string_match(p["answer"], p["prediction"], p["options"])
+        elif p.get("official") == "voicebench_mcq":  # VoiceBench's letter rule, no random fill-in
+            from model.benchmarks.voicebench import voicebench_letter
+
+            official = voicebench_letter(p["prediction"])
+            out.update(official_predicted=official, official_correct=official is not None and official == gold)
         return out
     if task == "ifeval":
         from model.benchmarks.ifeval import verdict
@@ -104,6 +109,9 @@ def summarize(scored: list[dict]) -> dict:
         official = [s["official_correct"] for s in mcq if "official_correct" in s]
         if official:
             metrics["mcq"]["official_accuracy"] = round(sum(official) / len(official), 4)
+        if any("official_predicted" in s for s in mcq):  # the benchmark's own extraction failures (VoiceBench)
+            metrics["mcq"]["official_unparsed_rate"] = round(
+                sum(s.get("official_predicted") is None for s in mcq) / len(mcq), 4)
     asr = [s for s in scored if s["task"] == "asr"]
     if asr:
         t = Counter()
@@ -167,8 +175,12 @@ def report(summary: dict) -> str:
         lines += [f"## ASR: WER {a['wer']} (S={a['substitutions']} D={a['deletions']} I={a['insertions']}, "
                   f"N={a['reference_words']}, {a['empty_hypotheses']} empty of {a['n']})", ""]
     if "mcq" in m and "official_accuracy" in m["mcq"]:
-        lines += [f"Official string match (MMAU/MMAR rule, raw prediction): {m['mcq']['official_accuracy']:.1%}; "
-                  f"our extraction could not read {m['mcq']['unparsed_rate']:.1%} of the answers", ""]
+        rule = "VoiceBench's letter rule, failures wrong" if "official_unparsed_rate" in m["mcq"] else \
+            "string match (MMAU/MMAR rule, raw prediction)"
+        lines += [f"Official {rule}: {m['mcq']['official_accuracy']:.1%}; our extraction could not read "
+                  f"{m['mcq']['unparsed_rate']:.1%} of the answers"
+                  + (f", VoiceBench's {m['mcq']['official_unparsed_rate']:.1%}" if "official_unparsed_rate" in m["mcq"]
+                     else ""), ""]
     if "ifeval" in m:
         i = m["ifeval"]
         lines += [f"## IFEval: prompt-level strict {i['prompt_level_strict']} loose {i['prompt_level_loose']}, "

@@ -42,7 +42,8 @@ def _mcq(path: str, name: str) -> list[Sample]:
         samples.append(Sample(sid, sid, audio_of(r["audio"], Path(path)), PROMPT, None, SYSTEM,
                               split if name == "mmsu" else "", "mcq",
                               {"answer": str(r["reference"]).strip(), "options": _options(r["prompt"]),
-                               "benchmark": f"voicebench-{name}", "official": None, "prompt_text": r["prompt"]}))
+                               "benchmark": f"voicebench-{name}", "official": "voicebench_mcq",
+                               "prompt_text": r["prompt"]}))
     return samples
 
 
@@ -71,3 +72,41 @@ def read_advbench(path: str, **_) -> list[Sample]:
         samples.append(Sample(sid, sid, audio_of(r["audio"], Path(path)), PROMPT, None, SYSTEM, "", "refusal",
                               {"prompt_text": r["prompt"], "benchmark": "voicebench-advbench"}))
     return samples
+
+
+# VoiceBench's multiple-choice answer rule (src/evaluator/mcq.py of MatthewCYM/VoiceBench, Apache-2.0),
+# reimplemented: the lower-cased response (a leading "<1>"/"<2>"/"<3>" dropped) is searched for each phrase
+# below with the letter a-d in place of {}, phrases in this order, letters a to d; then a response that is
+# only a letter, or starts with a letter and one of . , : ); then three literal fallbacks. Kept as VoiceBench
+# has it, including "answer is **", which holds no letter and so reads as A. Where VoiceBench fills a failed
+# extraction with a random letter, here it stays a failure: wrong, and counted.
+VOICEBENCH_MCQ_PHRASES = (
+    "答案是{}", "答案是 {}", "答案是选项{}", "答案应该是{}", "答案应该是 {}", "答案就是选项{}", "答案是‘{}", "是{}：",
+    "答案选{}", "{}是正确", "选项{}是最合适的", "answer is **", "the answer is '{}'", "{} is the best answer",
+    "the answer is {}", "the correct answer is {}", "would select {}", "would choose {}", "would select option {}",
+    "would choose option {}", 'is "{}"', 'is "{}.', "would be {}", "would be option {}", "would be ({})",
+    "would be option ({})", "is {},", "is typically {},", "is typically {}.", "i'd say {}.", "option {}.",
+    "option {}:", "option {},", "is {}:", "is {}.", "is {},", "is: {}.", "is ({})", ":\n{}.", ":\n{})", ":\n{},",
+    ": \n{}.", ":  \n{}.", ":\n\n{}.", ":\n\n{})", ":\n\n{},", ": \n\n{}.", "is option {},", "({}) would be",
+    "is ({}).", "is {})", "is: {})", "(option {})", "answer is ({})", 'select option "{}"', "is: {}",
+    "is likely '{}'", "is option '{}'", "would be '{}'", "is the **{}** ", "the answer to the question is '{}'",
+    "question is **{}**", "known as '{}'", "is '{})", " {}.", " {},", " {}:", " {})", '"{}.', '"{},', '"{}:',
+    "({})", '"{}"',
+)  # fmt: skip
+
+
+def voicebench_letter(response: str) -> str | None:
+    text = (response or "").lower()
+    if text[:3] in ("<1>", "<2>", "<3>"):
+        text = text[3:].strip()
+    for phrase in VOICEBENCH_MCQ_PHRASES:
+        for letter in "abcd":
+            if phrase.replace("{}", letter) in text:
+                return letter.upper()
+    for letter in "abcd":
+        if text == letter or any(text.startswith(letter + p) for p in ".,:)"):
+            return letter.upper()
+    if "would be a." in text or 'would be "a.' in text or \
+            "the best option from the given choices would be a scorpion (a)" in text:
+        return "A"
+    return None

@@ -29,6 +29,8 @@ def test_reader_reads_the_published_layout_and_scores_end_to_end(reader, tmp_pat
     assert metrics["n"] == len(samples) and summary["benchmark"] == reader
     scored = [json.loads(line) for line in open(tmp_path / "out" / "scored.jsonl")]
     assert len(scored) == len(samples)
+    if reader.startswith("voicebench-") and TASK[reader] == "mcq":
+        assert "official_unparsed_rate" in metrics and all("official_predicted" in s for s in scored)
     if reader in ("mmau", "mmar"):
         assert "official_accuracy" in metrics and "unparsed_rate" in metrics
         assert all("official_correct" in s for s in scored)
@@ -123,6 +125,20 @@ def test_mmau_summary_reports_both_rules_and_the_extraction_failure_rate(tmp_pat
     assert m["official_accuracy"] == round(sum(r[3] for r in MMAU_TABLE) / len(MMAU_TABLE), 4)
     assert m["unparsed"] == 4 == sum(r[4] is None for r in MMAU_TABLE) and m["unparsed_rate"] == 0.3333
     assert "could not read 33.3%" in (tmp_path / "report.md").read_text()
+
+
+# VoiceBench's letter rule (src/evaluator/mcq.py) on tricky answers; None = failed (VoiceBench would guess)
+VOICEBENCH_TABLE = [("B", "B"), ("b) whales", "B"), ("The answer is C because plants need light.", "C"),
+                    ("I would choose option D", "D"), ("The correct answer is (B).", "B"),
+                    ("The final answer is **B**", "A"),  # its "answer is **" phrase holds no letter: reads as A
+                    ("Whales are mammals", None), ("", None)]
+
+
+@pytest.mark.parametrize("response,letter", VOICEBENCH_TABLE)
+def test_voicebench_letter_rule(response, letter):
+    from model.benchmarks.voicebench import voicebench_letter
+
+    assert voicebench_letter(response) == letter
 
 
 # (instruction, kwargs, response, strict verdict, loose verdict), from the checkers' published definitions

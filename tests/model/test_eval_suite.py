@@ -49,7 +49,7 @@ def test_evaluate_suite_writes_the_table_and_compare_shows_deltas_with_intervals
     assert [c["name"] for c in table["columns"]] == [name for name, _ in SUITE]
     assert [c["group"] for c in table["columns"]] == sorted((c["group"] for c in table["columns"]), key=GROUPS.index)
     assert [c["metric"] for c in table["columns"]] == ["wer", "wer", "official_accuracy", "official_accuracy",
-                                                       "accuracy", "prompt_level_strict", "refusal_rate"]
+                                                       "official_accuracy", "prompt_level_strict", "refusal_rate"]
     md = (tmp_path / "run-a" / "table.md").read_text()
     assert "| ASR |  | Understanding and reasoning |" in md and "**AdvBench**" in md and md in out
     for name, _ in SUITE:
