@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -57,6 +57,7 @@ class ServedCaptionConfig(Section):
     backend: Literal["vllm"] = "vllm"
     endpoint: ServedEndpoint
     max_tokens: int = 512
+    params: dict[str, Any] = {}  # more sampling parameters for this role (top_p, logit_bias, ...); in the cache key
 
 
 class HfCaptionConfig(ServedCaptionConfig):
@@ -116,7 +117,8 @@ class Captioner(Analyzer):
         from dataflux.llm.client import LLMError, run_all
 
         requests = [{"messages": caption_messages(audio_of(item)), "template_version": OPENAI_PROMPT_VERSION,
-                     "temperature": 0.0, "max_tokens": self.config.max_tokens} for item in items]
+                     "temperature": 0.0, "max_tokens": self.config.max_tokens, **getattr(self.config, "params", {})}
+                    for item in items]
         rows = []
         for item, reply in zip(items, run_all(self.client, requests)):
             row = dict(item)

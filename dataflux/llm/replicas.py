@@ -28,6 +28,9 @@ from dataflux.llm.client import Endpoint
 ROOT = Path(__file__).resolve().parents[2]
 # Ray ends a named actor once no handle to it is left: the driver keeps one per replica for the job
 _HANDLES: dict[str, object] = {}
+# Replicas are named in one namespace, so another driver on the same cluster (a later flow run, a re-run
+# after a crash) finds the ones already up instead of starting its own
+NAMESPACE = "dataflux-models"
 
 
 class ServedEndpoint(Endpoint):
@@ -204,11 +207,11 @@ def start_replicas(stack: ExitStack | None, spec: ServedEndpoint, backend: str =
     for i in range(spec.replicas):
         name = f"dataflux-model-{key}-{i}"
         try:
-            actors.append(ray.get_actor(name))  # started by an earlier step of this job
+            actors.append(ray.get_actor(name, namespace=NAMESPACE))  # started by an earlier step or driver
             continue
         except ValueError:
             pass
-        options = dict(name=name, num_cpus=spec.num_cpus, num_gpus=gpus, max_concurrency=2)
+        options = dict(name=name, namespace=NAMESPACE, num_cpus=spec.num_cpus, num_gpus=gpus, max_concurrency=2)
         if gpus:  # the replica's GPUs on one node, reserved together
             pg = placement_group([{"CPU": spec.num_cpus, "GPU": gpus}], strategy="STRICT_PACK")
             ray.get(pg.ready(), timeout=spec.start_timeout_s)
@@ -237,7 +240,7 @@ def stop_replicas(spec: ServedEndpoint, backend: str = "vllm") -> None:
 
     for i in range(spec.replicas):
         try:
-            actor = ray.get_actor(f"dataflux-model-{replica_key(spec, backend)}-{i}")
+            actor = ray.get_actor(f"dataflux-model-{replica_key(spec, backend)}-{i}", namespace=NAMESPACE)
         except ValueError:
             continue
         ray.get(actor.stop.remote())

@@ -113,9 +113,11 @@ def decide(v: dict, q: dict, config: FilterConfig, dedup: Deduplicator, per_node
         return None, ("duplicate", duplicate)
     per_node[q["node_path"]] += 1
     options = list(q["options"])
+    trace = chosen.get("trace")
     if config.balance:
         options, new_letter, mapping = balancer.place(q["question_id"], options, letter)
         reasoning, letter = relabel(reasoning, mapping), new_letter
+        trace = relabel(trace, mapping) if trace else trace
     else:
         balancer.counts[letter] += 1
     body = split_final_answer(reasoning)
@@ -127,7 +129,8 @@ def decide(v: dict, q: dict, config: FilterConfig, dedup: Deduplicator, per_node
                          "prompt_version": v["judge_prompt_version"]}}
     return {"question_id": q["question_id"], "clip_id": q["clip_id"], "node_path": q["node_path"],
             "round": q["round"], "question": q["question"], "options": options, "answer": letter,
-            "answer_text": options[LETTERS.index(letter)], "reasoning": body, "target": target_text(body, letter),
+            "answer_text": options[LETTERS.index(letter)], "reasoning": body, "trace": trace,
+            "target": target_text(body, letter),
             "winner": v["winner"], "consistency_with_caption": v["consistency_with_caption"], "hard": hard,
             "text_answerable": answerable, "weight": weight, "single_source": single,
             "lineage": json.dumps(lineage, sort_keys=True), "producer": PRODUCER,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from contextlib import ExitStack
-from typing import Annotated, Callable, Iterator, Literal, Union
+from typing import Annotated, Any, Callable, Iterator, Literal, Union
 
 from dataflux.annotate.tags import TagThresholds
 from pydantic import Field, field_validator
@@ -61,6 +61,7 @@ class ServedAnswererConfig(Section):
     backend: Literal["vllm", "hf"]
     endpoint: ServedEndpoint
     max_tokens: int = 2048
+    params: dict[str, Any] = {}  # more sampling parameters for this role (top_p, logit_bias, ...); in the cache key
 
 
 AnswererConfig = Annotated[Union[AnalyzerAnswererConfig, OpenAIAnswererConfig, EurekaAnswererConfig,
@@ -139,6 +140,7 @@ def build_chain(config: VerifyConfig, thresholds: TagThresholds, cache_path: str
         elif spec.backend in ("openai", "vllm", "hf"):
             chain.append(OpenAIAnswerer(spec.name, role_endpoint(stack, spec.backend, spec.endpoint), cache_path,
                                         backend=spec.backend, max_tokens=getattr(spec, "max_tokens", 2048),
+                                        params=getattr(spec, "params", None),
                                         resources=Resources(num_cpus=0.1, batch_size=config.batch_size)))
         else:
             from verifiers.eureka import EurekaAnswerer  # the training stage's checkpoints

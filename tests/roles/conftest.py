@@ -33,14 +33,6 @@ def audio_spec(path) -> ServedEndpoint:
                           max_num_seqs=8, max_retries=1, backoff_base_s=0.05, start_timeout_s=600)
 
 
-def text_spec(path) -> ServedEndpoint:
-    return ServedEndpoint(model=str(path), served_name="tiny-qwen3", device="cpu", num_cpus=0.05, host=LOOPBACK,
-                          dtype="float32", max_model_len=2048, gpu_memory_utilization=0.08, max_num_seqs=8,
-                          max_retries=1, backoff_base_s=0.05, start_timeout_s=600,
-                          extra_args=("--structured-outputs-config",
-                                      '{"backend": "xgrammar", "disable_any_whitespace": true}'))
-
-
 @pytest.fixture(scope="session")
 def vllm_audio(ray_session, tiny_models):
     """(spec, endpoint) of the audio LM's replica, started once for the session."""
@@ -51,4 +43,32 @@ def vllm_audio(ray_session, tiny_models):
     return spec, start_replicas(None, spec, "vllm")
 
 
-__all__ = ["ROOT", "audio_spec", "text_spec"]
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M-Instruct (the bundled GGUF, dequantized once into the DataFlux cache): real words for
+    the served writer and judge."""
+    from dataflux.llm.tiny import smollm2_hf
+
+    return smollm2_hf()
+
+
+def smol_spec(path, backend: str = "vllm") -> ServedEndpoint:
+    # vLLM's guided decoding without free whitespace: a small model otherwise pads JSON with newlines
+    extra = (("--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}')
+             if backend == "vllm" else ())
+    return ServedEndpoint(model=str(path), served_name="smollm2-135m", device="cpu", num_cpus=0.05, host=LOOPBACK,
+                          dtype="float32", max_model_len=4096, gpu_memory_utilization=0.08, max_num_seqs=16,
+                          max_retries=1, backoff_base_s=0.05, start_timeout_s=600, extra_args=extra)
+
+
+@pytest.fixture(scope="session")
+def vllm_text(ray_session, smollm2):
+    """(spec, endpoint) of SmolLM2's vLLM replica, started once for the session."""
+    _need_vllm()
+    from dataflux.llm.replicas import start_replicas
+
+    spec = smol_spec(smollm2)
+    return spec, start_replicas(None, spec, "vllm")
+
+
+__all__ = ["ROOT", "audio_spec", "smol_spec"]
