@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = sub.add_parser("deploy", help="register prefect.yaml's deployments, the work pool and the LLM quotas")
     deploy.add_argument("--prefect-file", default=None, help="prefect.yaml (the repository's by default)")
     deploy.add_argument("--only", nargs="*", help="deployment names to register (all by default)")
+    deploy.add_argument("--pool", help="work pool for every deployment (default: each one's in prefect.yaml)")
     deploy.add_argument("--alerts-webhook", metavar="URL",
                         help="create alert automations notifying this URL (a custom-webhook block, JSON subject/body)")
     deploy.add_argument("--alerts-block", metavar="SLUG/NAME",
@@ -260,7 +261,9 @@ def cmd_deploy(args) -> int:
         raise BadArgument("--alerts-block", f"{args.alerts_block}: expected BLOCK-TYPE-SLUG/NAME")
     if args.alerts_max_minutes is not None and args.alerts_max_minutes <= 0:
         raise BadArgument("--alerts-max-minutes", f"must be > 0, not {args.alerts_max_minutes}")
-    for d in deploy(prefect_file, args.only):
+    if args.pool is not None and not args.pool.strip():
+        raise BadArgument("--pool", "must not be empty")
+    for d in deploy(prefect_file, args.only, args.pool):
         print(f"deployed {d['name']} ({d['id']}): {d['schedules']} schedule(s), {d['triggers']} trigger(s)")
     if args.alerts_webhook or args.alerts_block:
         from datetime import timedelta

@@ -10,12 +10,18 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def deploy(prefect_yaml: Path = ROOT / "prefect.yaml", only: list[str] | None = None) -> list[dict]:
+def deploy(prefect_yaml: Path = ROOT / "prefect.yaml", only: list[str] | None = None,
+           pool: str | None = None) -> list[dict]:
+    """`pool` replaces every deployment's work pool (e.g. one per environment)."""
     from prefect import Flow
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
-    from prefect.schedules import Cron
+    from prefect.schedules import Cron, Interval
 
     spec = yaml.safe_load(prefect_yaml.read_text())
+    if pool:
+        for d in spec["deployments"]:
+            d["work_pool"] = {**d["work_pool"], "name": pool}
     done = []
     pools = {d["work_pool"]["name"] for d in spec["deployments"]}
     for pool in pools:
@@ -25,13 +31,17 @@ def deploy(prefect_yaml: Path = ROOT / "prefect.yaml", only: list[str] | None = 
         if only and d["name"] not in only:
             continue
         flow = Flow.from_source(source=str(prefect_yaml.parent), entrypoint=d["entrypoint"])
-        schedules = [Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True))
-                     for s in d.get("schedules", [])]
+        schedules = [Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True)) if "cron" in s
+                     else Interval(s["interval"], active=s.get("active", True)) for s in d.get("schedules", [])]
+        limit = d.get("concurrency_limit")
+        if isinstance(limit, dict):
+            limit = ConcurrencyLimitConfig(**limit)
         triggers = [DeploymentEventTrigger(**t) for t in d.get("triggers", [])]
         deployment_id = flow.deploy(name=d["name"], work_pool_name=d["work_pool"]["name"], build=False, push=False,
                                     parameters=d.get("parameters") or {}, description=d.get("description"),
                                     schedules=schedules or None, triggers=triggers or None,
-                                    paused=d.get("paused"), print_next_steps=False, ignore_warnings=True)
+                                    paused=d.get("paused"), concurrency_limit=limit, print_next_steps=False,
+                                    ignore_warnings=True)
         done.append({"name": f"{flow.name}/{d['name']}", "id": str(deployment_id), "triggers": len(triggers),
                      "schedules": len(schedules)})
     return done
