@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from importlib import metadata
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 import fsspec
+import fsspec.asyn
 import pyarrow as pa
 
 from storage.schemas import TABLES, conform
@@ -27,6 +29,9 @@ from storage.tables import StorageError, Table
 
 PACKAGES = ("dataflux", "numpy", "pandas", "pyarrow", "deltalake", "soundfile", "soxr", "av", "ray",
             "prefect", "torch", "transformers", "openai")
+
+
+LOCK_LEASE_S = 60.0  # an object-store lock whose holder stopped renewing it this long is free
 
 
 class RunFolderBusy(RuntimeError):
@@ -101,10 +106,15 @@ class RunFolder:
         """Hold the run folder for one invocation (an advisory lock on `RUN_DIR/.lock`, released by the
         OS when the process dies, SIGKILL included). Yields the previous holder's `owner` record, which
         a caller may use to clean up after a holder that died; raises RunFolderBusy if a live process
-        holds it. Object-store run folders are not locked (yields None)."""
+        holds it. On S3 the lock is an object created with a conditional write (`StoreLock`); other
+        object stores are not locked (yields None)."""
         folder = self.local_path
         if folder is None:
-            yield None
+            if not self.uri.startswith(("s3://", "s3a://")):
+                yield None
+                return
+            with StoreLock(f"{self.uri.rstrip('/')}/.lock", self.storage_options).hold(owner) as previous:
+                yield previous
             return
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -162,6 +172,86 @@ class RunFolder:
         if stage is None:
             return table
         return table.filter(pa.compute.equal(table["stage"], stage))
+
+
+class StoreLock:
+    """A lock on an object store, for run folders whose workers and drivers share no disk: the lock is
+    an object created only if absent (S3 `If-None-Match: *`), so of two runs starting together exactly
+    one creates it. A process holding it renews a lease (`lease_s`) by overwriting the object only if
+    it is still the one it wrote (`If-Match` on its ETag); nothing releases a lock of a process that
+    died, so a lock whose lease ran out (judged by the store's own clock, the object's Last-Modified,
+    against this machine's clock) is taken over, again with `If-Match`, so that only one of several
+    waiting runs gets it."""
+
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None, lease_s: float | None = None):
+        self.uri = uri
+        self.fs, self.path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+        self.bucket, self.key, _ = self.fs.split_path(self.path)
+        self.lease_s = lease_s or float(os.environ.get("DATAFLUX_LOCK_LEASE_S", LOCK_LEASE_S))
+
+    def _put(self, body: bytes, **condition) -> str:
+        return self.fs.call_s3("put_object", Bucket=self.bucket, Key=self.key, Body=body, **condition)["ETag"]
+
+    def _current(self) -> tuple[dict | None, str | None, float]:
+        """(record, ETag, age in seconds) of the lock object; (None, None, 0) when there is none."""
+        async def get():
+            reply = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=self.key)
+            async with reply["Body"] as stream:
+                return reply, await stream.read()
+
+        try:
+            reply, text = fsspec.asyn.sync(self.fs.loop, get)
+        except FileNotFoundError:
+            return None, None, 0.0
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = None
+        return record, reply["ETag"], time.time() - reply["LastModified"].timestamp()
+
+    @contextmanager
+    def hold(self, owner: dict) -> Iterator[dict | None]:
+        record = {**owner, "pid": os.getpid(), "host": platform.node(), "lease_s": self.lease_s}
+        body = json.dumps(record).encode()
+        previous = None
+        try:
+            etag = self._put(body, IfNoneMatch="*")
+        except OSError as e:  # PreconditionFailed (FileExistsError) when the lock exists; or a store error
+            held, held_etag, age = self._current()
+            if held_etag is None:
+                raise StorageError(f"cannot create {self.uri}: {e}") from e
+            if age <= self.lease_s:
+                raise RunFolderBusy(f"run folder {self.uri.rsplit('/', 1)[0]} is in use by another run "
+                                    f"({json.dumps(held)}; its lease runs out in {self.lease_s - age:.0f} s "
+                                    "if that run has died)") from None
+            try:  # the holder died: take the lock over, unless another run just did
+                etag = self._put(body, IfMatch=held_etag)
+            except OSError:
+                raise RunFolderBusy(f"run folder {self.uri.rsplit('/', 1)[0]} was just taken over by "
+                                    "another run") from None
+            previous = held
+        stop = threading.Event()
+        state = {"etag": etag, "lost": False}
+
+        def renew():
+            while not stop.wait(self.lease_s / 4):
+                try:
+                    state["etag"] = self._put(body, IfMatch=state["etag"])
+                except OSError:
+                    state["lost"] = True  # taken over (we were stalled past the lease) or the store failed
+                    return
+
+        thread = threading.Thread(target=renew, name="dataflux-lock-lease", daemon=True)
+        thread.start()
+        try:
+            yield previous
+        finally:
+            stop.set()
+            thread.join()
+            if not state["lost"]:
+                _, current, _ = self._current()
+                if current == state["etag"]:
+                    self.fs.call_s3("delete_object", Bucket=self.bucket, Key=self.key)
 
 
 def package_versions() -> dict[str, str]:

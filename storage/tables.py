@@ -86,7 +86,7 @@ class Table:
             "timestamp_ms": h["timestamp"],
             "operation": h["operation"],
             "rows_added": _rows_added(h.get("operationMetrics", {})),
-            "metadata": {k: v for k, v in h.items() if k.startswith("dataflux.")},
+            "metadata": {k: v for k, v in h.items() if k.startswith("dataflux.") and k != "dataflux.commit_id"},
         } for h in dt.history()]
 
     def read(self, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
@@ -117,7 +117,8 @@ class Table:
             batches = (b for f in files for b in pq.ParquetFile(f).iter_batches(batch_size=chunk_rows, columns=columns))
         else:
             select = ", ".join(f'"{c}"' for c in (columns or self.schema.names))
-            batches = iter(QueryBuilder().register("t", dt).execute(f"SELECT {select} FROM t"))
+            batches = (pa.record_batch(b)  # delta-rs hands out arro3 batches: to pyarrow (zero-copy)
+                       for b in QueryBuilder().register("t", dt).execute(f"SELECT {select} FROM t"))
         schema = self.schema if columns is None else pa.schema([self.schema.field(c) for c in columns])
         return _rechunk((b.select(schema.names).cast(schema) for b in batches), chunk_rows, where)
 
@@ -145,10 +146,27 @@ class Table:
         rows = _dedupe(rows.cast(self.schema), self.key)
         if rows.num_rows == 0:
             return 0
+        metadata = {**(metadata or {}), "commit_id": uuid.uuid4().hex}
         try:
             return self._merge(rows, metadata)
         except (DeltaError, OSError) as e:
+            if (landed := self._landed(metadata["commit_id"])) is not None:
+                return landed
             raise StorageError(f"cannot write table {self.uri}: {_os_reason(e)}; nothing was committed") from e
+
+    def _landed(self, commit_id: str) -> int | None:
+        """Rows added by the commit tagged `commit_id`, if it is in the log after all: on an object store
+        a connection dropped after the store applied the commit reads as a failure (delta-rs' retry of
+        the conditional put then meets its own commit)."""
+        try:
+            dt = self._delta()
+            recent = dt.history(limit=10) if dt is not None else []
+        except (DeltaError, OSError):
+            return None
+        for h in recent:
+            if h.get("dataflux.commit_id") == commit_id:
+                return _rows_added(h.get("operationMetrics", {})) or 0
+        return None
 
     def _merge(self, rows: pa.Table, metadata: dict[str, str] | None) -> int:
         props = _commit_properties(metadata)
@@ -166,10 +184,13 @@ class Table:
     def append(self, chunks: Iterable[pa.Table], metadata: dict[str, str] | None = None) -> int:
         """Append a stream of rows in one atomic commit, holding one chunk at a time. Only for rows
         whose keys the caller knows to be new (no merge); returns the number of rows written."""
+        metadata = {**(metadata or {}), "commit_id": uuid.uuid4().hex}
         props = _commit_properties(metadata)
         try:
             return self._append(chunks, props)
         except (DeltaError, OSError) as e:
+            if (landed := self._landed(metadata["commit_id"])) is not None:
+                return landed
             raise StorageError(f"cannot write table {self.uri}: {_os_reason(e)}; nothing was committed") from e
 
     def _append(self, chunks: Iterable[pa.Table], props: CommitProperties) -> int:
