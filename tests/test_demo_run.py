@@ -24,7 +24,7 @@ def demo_run(demo_published):
 def test_the_run_prints_the_corpus_and_the_funnel(demo_run):
     run, _, out = demo_run
     assert f"corpus: {run.table('corpus').uri} version 0" in out
-    assert "funnel: clips 44 -> annotations 44 -> questions" in out
+    assert "funnel: clips 51 -> annotations 51 -> questions" in out
     export = run.local_path / "published" / "corpus-v0"
     for name in ("README.md", "report.html", "summary.json", "plots/funnel.png", "plots/rejects.png",
                  "plots/nodes.png", "plots/measures.png"):
@@ -33,6 +33,19 @@ def test_the_run_prints_the_corpus_and_the_funnel(demo_run):
     assert summary["funnel"]["corpus"] == run.table("corpus").num_rows() > 0
     assert summary["answer_letters"]["balanced"]
     assert summary["answerer_agreement"]["cohen_kappa"] > 0.5
+
+
+SPEECH_DOMAINS = ("speaker_traits", "delivery", "emotion_attitude", "content")
+
+
+def test_the_corpus_covers_leaves_beyond_speech(demo_run, capsys):
+    run, _, _ = demo_run
+    nodes = set(run.table("corpus").read(columns=["node_path"])["node_path"].to_pylist())
+    beyond = {n for n in nodes if n.split(" > ")[0] not in SPEECH_DOMAINS}
+    with capsys.disabled():
+        print(f"\ndemo corpus: {len(nodes)} leaves, {len(beyond)} outside speech: "
+              f"{sorted(n.rsplit(' > ', 1)[-1] for n in beyond)}")
+    assert len(nodes) >= 15 and len(beyond) >= 6
 
 
 def test_verified_template_items_are_kept_and_corrupted_keys_discarded(demo_run, capsys):
