@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     maintain.set_defaults(func=cmd_maintain)
     server = sub.add_parser("server", help="start a local Prefect server (SQLite, 127.0.0.1) and a process worker")
     server.add_argument("--port", type=int, default=4200)
+    server.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1); any other needs PREFECT_SERVER_API_AUTH_STRING "
+                             "(user:password) in the environment")
     server.add_argument("--pool", default="dataflux", help="work pool the worker serves")
     server.add_argument("--no-worker", action="store_true")
     server.set_defaults(func=cmd_server)
@@ -122,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--prefect-file", default=None, help="prefect.yaml (the repository's by default)")
     deploy.add_argument("--only", nargs="*", help="deployment names to register (all by default)")
     deploy.add_argument("--pool", help="work pool for every deployment (default: each one's in prefect.yaml)")
+    deploy.add_argument("--git-url", help="workers clone this repository (default: $DATAFLUX_GIT_URL, prefect.yaml's "
+                                          "pull step; unset: they run this checkout's folder)")
+    deploy.add_argument("--commit", help="the commit they clone (default: $DATAFLUX_GIT_COMMIT, else this HEAD)")
     deploy.add_argument("--alerts-webhook", metavar="URL",
                         help="create alert automations notifying this URL (a custom-webhook block, JSON subject/body)")
     deploy.add_argument("--alerts-block", metavar="SLUG/NAME",
@@ -223,10 +229,21 @@ def cmd_server(args) -> int:
     if not args.pool.strip():
         raise BadArgument("--pool", "must not be empty")
 
-    from flows.server import LocalPrefect
+    import os
 
-    with LocalPrefect(port=args.port, pool=args.pool, worker=not args.no_worker) as prefect:
-        print(f"Prefect server: {prefect.ui_url} (API {prefect.api_url}); worker on pool {args.pool!r}"
+    from flows.server import AUTH_ENV, LOOPBACK, LocalPrefect
+
+    auth = os.environ.get(AUTH_ENV) or None
+    if args.host not in LOOPBACK and not auth:
+        raise BadArgument("--host", f"refusing to bind {args.host} without an auth string: anyone who reaches the "
+                                    f"server could run code through it; set {AUTH_ENV}=user:password (Prefect's "
+                                    "basic auth) in the environment, never on the command line")
+    if auth and ":" not in auth:
+        raise BadArgument("--host", f"{AUTH_ENV} must be user:password")
+    with LocalPrefect(port=args.port, pool=args.pool, worker=not args.no_worker, host=args.host,
+                      auth_string=auth) as prefect:
+        print(f"Prefect server: {prefect.ui_url} (API {prefect.api_url}, bound to {args.host}"
+              f"{', basic auth on' if auth else ''}); worker on pool {args.pool!r}"
               f"{' not started' if args.no_worker else ''}; logs in {prefect.log_dir}")
         print(f"in another shell: export PREFECT_API_URL={prefect.api_url}; dataflux deploy. Ctrl-C stops both.",
               flush=True)
@@ -239,6 +256,8 @@ def cmd_server(args) -> int:
 
 
 def cmd_deploy(args) -> int:
+    import re
+
     import yaml
 
     from flows.deploy import ROOT, deploy
@@ -263,8 +282,11 @@ def cmd_deploy(args) -> int:
         raise BadArgument("--alerts-max-minutes", f"must be > 0, not {args.alerts_max_minutes}")
     if args.pool is not None and not args.pool.strip():
         raise BadArgument("--pool", "must not be empty")
-    for d in deploy(prefect_file, args.only, args.pool):
+    if args.commit is not None and not re.fullmatch(r"[0-9a-f]{7,64}", args.commit):
+        raise BadArgument("--commit", f"{args.commit!r} is not a commit SHA (hexadecimal)")
+    for d in deploy(prefect_file, args.only, args.pool, args.git_url, args.commit):
         print(f"deployed {d['name']} ({d['id']}): {d['schedules']} schedule(s), {d['triggers']} trigger(s)")
+        print(f"  code: {d['code']}")
     if args.alerts_webhook or args.alerts_block:
         from datetime import timedelta
 

@@ -10,9 +10,36 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def code_source(spec: dict, root: Path, git_url: str | None = None, commit: str | None = None):
+    """Where workers get the code: a git clone at a commit when prefect.yaml's `pull` names a git_clone
+    step (or `git_url` is given), else this checkout's folder (workers on this machine only).
+    `{{ $VAR }}` values in the pull step come from the environment; the commit defaults to this
+    checkout's HEAD, so a worker elsewhere runs exactly the code that was deployed."""
+    import os
+    import re
+    import subprocess
+
+    from prefect.runner.storage import GitRepository
+
+    step = next((s["prefect.deployments.steps.git_clone"] for s in spec.get("pull") or []
+                 if "prefect.deployments.steps.git_clone" in s), {})
+
+    def env(value):
+        m = re.fullmatch(r"\{\{\s*\$(\w+)\s*\}\}", str(value or "").strip())
+        return os.environ.get(m.group(1)) if m else value
+
+    url = git_url or env(step.get("repository"))
+    if not url:
+        return str(root)
+    commit = commit or env(step.get("commit_sha")) or subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    return GitRepository(url=url, commit_sha=commit)
+
+
 def deploy(prefect_yaml: Path = ROOT / "prefect.yaml", only: list[str] | None = None,
-           pool: str | None = None) -> list[dict]:
-    """`pool` replaces every deployment's work pool (e.g. one per environment)."""
+           pool: str | None = None, git_url: str | None = None, commit: str | None = None) -> list[dict]:
+    """`pool` replaces every deployment's work pool (e.g. one per environment); `git_url`/`commit` make
+    workers clone the code (see `code_source`)."""
     from prefect import Flow
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
@@ -27,10 +54,11 @@ def deploy(prefect_yaml: Path = ROOT / "prefect.yaml", only: list[str] | None = 
     for pool in pools:
         ensure_work_pool(pool)
     ensure_llm_limits(spec["deployments"], prefect_yaml.parent)
+    source = code_source(spec, prefect_yaml.parent, git_url, commit)
     for d in spec["deployments"]:
         if only and d["name"] not in only:
             continue
-        flow = Flow.from_source(source=str(prefect_yaml.parent), entrypoint=d["entrypoint"])
+        flow = Flow.from_source(source=source, entrypoint=d["entrypoint"])
         schedules = [Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True)) if "cron" in s
                      else Interval(s["interval"], active=s.get("active", True)) for s in d.get("schedules", [])]
         limit = d.get("concurrency_limit")
@@ -43,7 +71,8 @@ def deploy(prefect_yaml: Path = ROOT / "prefect.yaml", only: list[str] | None = 
                                     paused=d.get("paused"), concurrency_limit=limit, print_next_steps=False,
                                     ignore_warnings=True)
         done.append({"name": f"{flow.name}/{d['name']}", "id": str(deployment_id), "triggers": len(triggers),
-                     "schedules": len(schedules)})
+                     "schedules": len(schedules),
+                     "code": source if isinstance(source, str) else f"git {source._url} @ {source._commit_sha}"})
     return done
 
 

@@ -85,13 +85,18 @@ def stage_task(stage: str, shard: tuple[int, int], config_path: str, overrides: 
 @flow(name="dataflux-synthesize", log_prints=True, result_serializer=SERIALIZER)
 def synthesize(config: str = "examples/demo.yaml", source: str | None = None, run_dir: str | None = None,
                runner: str | None = None, ray_address: str | None = None, shard_size: int = 2000,
-               max_shards: int = 8, overrides: list[str] | None = None, quality_bounds: dict | None = None) -> dict:
+               max_shards: int = 8, overrides: list[str] | None = None, quality_bounds: dict | None = None,
+               secrets: dict[str, str] | None = None) -> dict:
     """ingest -> annotate -> [generate -> verify -> filter] x passes -> publish; returns the corpus
     location, version and counts. `overrides` are `section.key=value` settings, as `dataflux run --set`
     takes them; the other parameters win over them. A bad config fails the run at once, naming the key.
-    `quality_bounds` (dataflux.history.QualityBounds) decide when a new corpus version is a regression."""
+    `quality_bounds` (dataflux.history.QualityBounds) decide when a new corpus version is a regression.
+    `secrets` maps environment variables (the config's `api_key_env`) to Prefect Secret block names."""
     from dataflux.config import load_config
     from dataflux.settings import parse_assignments
+    from flows.secrets import resolve_secrets
+
+    resolve_secrets(secrets)
 
     config_path = str(Path(config).resolve())
     values = {**parse_assignments(overrides or []),
