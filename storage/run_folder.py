@@ -57,6 +57,13 @@ class RunFolder:
         schema, key = TABLES[name]
         return Table(f"{self.uri.rstrip('/')}/{name}", schema, key, self.storage_options)
 
+    @property
+    def llm_cache(self) -> str:
+        """Where the LLM request cache lives: a SQLite file in a local run folder, key-value objects
+        under `llm_cache/` in an object-store one (`dataflux.llm.cache.open_cache` opens either)."""
+        folder = self.local_path
+        return str(folder / "llm_cache.sqlite") if folder is not None else f"{self.uri.rstrip('/')}/llm_cache"
+
     def tables(self) -> list[str]:
         """The tables that exist in this run folder."""
         return [name for name in TABLES if self.table(name).exists()]

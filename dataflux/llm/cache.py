@@ -1,4 +1,6 @@
-"""A persistent request cache (SQLite, JSON values only: nothing is unpickled).
+"""A persistent request cache (JSON values only: nothing is unpickled): SQLite in a local run folder,
+one small JSON object per answer under an object-store run folder (`StoreCache`), which every worker
+on every node reads and writes directly.
 
 The key is a hash of (model, prompt-template version, sorted generation parameters, response-schema
 hash, input hash), so a re-run never re-sends a request that already has an answer.
@@ -23,6 +25,8 @@ def request_key(model: str, template_version: str, params: dict, schema: dict | 
 
 
 class RequestCache:
+    remote = False
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,3 +76,46 @@ class RequestCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class StoreCache:
+    """The cache as key-value files under a URL (`s3://bucket/run/llm_cache/ab/abcd....json`): no
+    coordination is needed across processes and nodes, since one key always maps to the same answer
+    and every write of an object is atomic on an object store."""
+
+    remote = True  # reads are network round trips: the client runs them off its event loop
+
+    def __init__(self, uri: str):
+        import fsspec
+
+        self.uri = uri.rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.uri)
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key[:2]}/{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        try:
+            return json.loads(self.fs.cat_file(self._path(key)))
+        except FileNotFoundError:
+            return None
+
+    def put(self, key: str, value: dict, template: str | None = None) -> None:
+        self.fs.pipe_file(self._path(key), json.dumps({**value, "template": template}, sort_keys=True).encode())
+
+    def __len__(self) -> int:
+        try:
+            return sum(1 for p in self.fs.find(self.root) if p.endswith(".json"))
+        except FileNotFoundError:
+            return 0
+
+    def close(self) -> None:
+        pass
+
+
+def open_cache(location: str | Path) -> RequestCache | StoreCache:
+    """The cache at `location`: a local SQLite file, or key-value objects under a URL."""
+    location = str(location)
+    if "://" in location and not location.startswith("file://"):
+        return StoreCache(location)
+    return RequestCache(location.removeprefix("file://"))

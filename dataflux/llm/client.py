@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError, model_validator
 
 from dataflux.llm import secrets
-from dataflux.llm.cache import RequestCache, request_key
+from dataflux.llm.cache import RequestCache, StoreCache, open_cache, request_key
 from dataflux.llm.limits import EndpointLimiter
 from dataflux.settings import Section
 
@@ -102,7 +102,7 @@ class LLMError(Exception):
 
 
 class LLMClient:
-    def __init__(self, endpoint: Endpoint, cache: RequestCache | None = None):
+    def __init__(self, endpoint: Endpoint, cache: RequestCache | StoreCache | None = None):
         self.endpoint = endpoint
         self.cache = cache
         self.usage = Usage()
@@ -142,7 +142,7 @@ class LLMClient:
         if json_schema:
             body["response_format"] = self.response_format(json_schema, schema.__name__)
         key = request_key(ep.model, template_version, params, json_schema, messages)
-        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+        if self.cache is not None and (hit := await self._cache_get(key)) is not None:
             self.usage.cache_hits += 1
             parsed = parse_structured(schema, hit["text"]) if schema else None
             return Completion(hit["text"], parsed, hit.get("usage", {}), True, body, hit.get("reasoning"))
@@ -162,8 +162,11 @@ class LLMClient:
                     reply = raw.parse()
                     completion = self._accept(reply, schema, body)
                     if self.cache is not None:
-                        self.cache.put(key, {"text": completion.text, "usage": completion.usage,
-                                             "reasoning": completion.reasoning}, template_version)
+                        value = {"text": completion.text, "usage": completion.usage, "reasoning": completion.reasoning}
+                        if self.cache.remote:  # an object store: a network round trip, off the event loop
+                            await asyncio.to_thread(self.cache.put, key, value, template_version)
+                        else:
+                            self.cache.put(key, value, template_version)
                     return completion
                 except Exception as e:  # classify: retry, or fail for good
                     retryable, reason, retry_after, body_text = self._classify(e)
@@ -191,6 +194,9 @@ class LLMClient:
             await asyncio.sleep(delay)
         self.usage.failures += 1
         raise LLMError(f"{reason} (after {tries} attempts)", body, last_response)
+
+    async def _cache_get(self, key: str) -> dict | None:
+        return await asyncio.to_thread(self.cache.get, key) if self.cache.remote else self.cache.get(key)
 
     def _accept(self, reply, schema, body) -> Completion:
         choice = reply.choices[0]
@@ -223,8 +229,8 @@ class LLMClient:
     @classmethod
     def open(cls, endpoint: Endpoint, cache_path: str | None) -> "LLMClient":
         """A client with its own cache connection (none without a path): one per stage worker, opened in
-        `setup`, so usage counts add up across batches."""
-        return cls(endpoint, RequestCache(cache_path) if cache_path else None)
+        `setup`, so usage counts add up across batches. Under an object-store URL the cache is files."""
+        return cls(endpoint, open_cache(cache_path) if cache_path else None)
 
     def close_cache(self) -> None:
         if self.cache is not None:

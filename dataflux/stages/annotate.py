@@ -146,7 +146,7 @@ class Annotate(Step):
         spec = TablePass(clips, clips.version(), frozenset(i["clip_id"] for i in pending),
                          ("clip_id", "audio", "duration_s"), ctx.run.table(self.writes), annotation_rows,
                          {"stage": self.name}, self.config.chunk_clips)
-        cache_path = str(ctx.run.local_path / "llm_cache.sqlite") if ctx.run.local_path else None
+        cache_path = ctx.run.llm_cache
         with ExitStack() as stack:
             for captioner in (a for a in analyzers(chain) if isinstance(a, Captioner)):
                 captioner.bind(stack, cache_path)  # an LLM captioner's endpoint (its replicas) and cache

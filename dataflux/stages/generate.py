@@ -121,7 +121,7 @@ class Generate(Step):
         config = self.config
         with ExitStack() as stack:
             endpoint = role_endpoint(stack, config.writer, config.endpoint) if config.writer != "template" else None
-            cache_path = str(ctx.run.local_path / "llm_cache.sqlite") if ctx.run.local_path else None
+            cache_path = ctx.run.llm_cache
             writer = make_writer(config, endpoint, cache_path)
             for result in LocalRunner().run(writer, pending, stats, on_progress=ctx.on_progress):
                 out.add(result)

@@ -205,7 +205,7 @@ class Verify(Step):
         return ctx.run.table("questions").read().to_pylist()
 
     def process(self, ctx: Context, pending: list[dict], stats: StageStats, out: BufferedWriter) -> None:
-        cache_path = str(ctx.run.local_path / "llm_cache.sqlite") if ctx.run.local_path else None
+        cache_path = ctx.run.llm_cache
 
         def post(result: Result) -> Result:
             rejects = [{**r, "stage": "verify"} for r in result.rejects]

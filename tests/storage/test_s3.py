@@ -211,3 +211,23 @@ def test_unwritable_bucket_is_a_storage_error(s3_server):  # noqa: F811
     table = Table("s3://no-such-bucket-dataflux/t", SCHEMA, ("k",))
     with pytest.raises(StorageError, match="nothing was committed"):
         table.upsert(pa.table({"k": ["a"], "v": [1]}))
+
+
+def test_llm_cache_under_an_s3_run_folder_serves_a_rerun_from_another_process(s3_server):  # noqa: F811
+    """The request cache of an s3:// run folder is one JSON object per answer under RUN_DIR/llm_cache/;
+    a second client (another worker, another node: it shares nothing but the bucket) sends nothing."""
+    from dataflux.llm.cache import StoreCache, open_cache
+    from dataflux.llm.client import Endpoint, LLMClient, run_all
+    from tests.openai_double import OpenAIDouble, completion
+
+    run = RunFolder(f"{s3_server.bucket()}/run")
+    requests = [{"messages": [{"role": "user", "content": f"q{i}"}], "template_version": "t1"} for i in range(5)]
+    with OpenAIDouble(lambda body: (200, completion("answer"), {})) as server:
+        endpoint = Endpoint(base_url=server.base_url, model="m", max_retries=0)
+        first = run_all(LLMClient.open(endpoint, run.llm_cache), requests)
+        assert len(server.requests) == 5 and not any(r.cached for r in first)
+        second = LLMClient(endpoint, StoreCache(run.llm_cache))
+        again = run_all(second, requests)
+    assert len(server.requests) == 5 and second.usage.requests == 0 and second.usage.cache_hits == 5
+    assert [r.text for r in again] == ["answer"] * 5 and all(r.cached for r in again)
+    assert isinstance(open_cache(run.llm_cache), StoreCache) and len(open_cache(run.llm_cache)) == 5
