@@ -106,7 +106,8 @@ class LLMClient:
         self.endpoint = endpoint
         self.cache = cache
         self.usage = Usage()
-        self.limiter = EndpointLimiter(endpoint.concurrency, endpoint.rpm, endpoint.tpm)
+        self.limiter = EndpointLimiter(endpoint.concurrency, endpoint.rpm, endpoint.tpm,
+                                       endpoint.name or endpoint.base_url)
         self._key = secrets.api_key(endpoint.api_key_env)
         self._clients: list = []
         self._turn = 0

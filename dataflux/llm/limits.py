@@ -1,9 +1,18 @@
 """Per-endpoint limits shared by every request to it: concurrency, requests and tokens per minute,
-and the cool-down that follows an HTTP 429."""
+and the cool-down that follows an HTTP 429.
+
+Within one process the budgets are local token buckets. When Ray is up (stage workers on Ray actors,
+on any number of nodes) the per-minute budgets and the cool-down of an endpoint live in one named,
+detached Ray actor (`SharedBudget`, one per endpoint and limit setting, zero CPUs) that every process
+of the cluster asks for a reservation before each request, so N workers together stay within the
+endpoint's rpm and tpm instead of N times them. Concurrency stays per process (`Endpoint.concurrency`
+per worker); across flow runs `Endpoint.shared_limit` bounds it through Prefect's global concurrency
+limits (flows/quotas.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 
@@ -28,14 +37,69 @@ class Bucket:
         return (amount - self.level) / self.rate
 
 
+    def reserve(self, amount: float) -> float:
+        """Take `amount` now, going into debt if need be; returns how long the caller must wait before
+        using it. Reservations queue in call order, so sends stay within `capacity + rate * t` over
+        any span t however many callers there are."""
+        now = time.monotonic()
+        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.level -= min(amount, self.capacity)
+        return max(0.0, -self.level / self.rate)
+
+
+class SharedBudget:
+    """One endpoint's requests- and tokens-per-minute budgets and 429 cool-down for a whole Ray cluster
+    (the body of a named Ray actor: `EndpointLimiter` creates or finds it)."""
+
+    def __init__(self, rpm: float | None, tpm: float | None):
+        self.requests = Bucket(rpm) if rpm else None
+        self.tokens = Bucket(tpm) if tpm else None
+        self.cooldown_until = 0.0
+        self.granted = 0
+
+    def reserve(self, tokens: int) -> float:
+        self.granted += 1
+        waits = [self.cooldown_until - time.monotonic()]
+        waits += [b.reserve(n) for b, n in ((self.requests, 1), (self.tokens, tokens)) if b is not None]
+        return max(0.0, *waits)
+
+    def cool_down(self, seconds: float) -> None:
+        self.cooldown_until = max(self.cooldown_until, time.monotonic() + seconds)
+
+    def stats(self) -> dict:
+        return {"granted": self.granted}
+
+
+def shared_budget(name: str, rpm: float | None, tpm: float | None):
+    """The cluster's `SharedBudget` actor for endpoint `name` at these limits, created on first use
+    (detached: it outlives the worker that made it, and serves later flow runs on the same cluster)."""
+    import ray
+
+    actor = ray.remote(num_cpus=0, max_restarts=-1)(SharedBudget)
+    return actor.options(name=f"dataflux-limits:{name}:{rpm}:{tpm}", namespace="dataflux", get_if_exists=True,
+                         lifetime="detached").remote(rpm, tpm)
+
+
 class EndpointLimiter:
-    def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None):
+    def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None,
+                 name: str | None = None):
         self.concurrency = concurrency
+        self.rpm, self.tpm, self.name = rpm, tpm, name
         self.requests = Bucket(rpm) if rpm else None
         self.tokens = Bucket(tpm) if tpm else None
         self.cooldown_until = 0.0
         self.cooldowns = 0
+        self._shared = None
         self.rebind()
+
+    def shared(self):
+        """The cluster-wide budget actor when Ray is up in this process and a budget is set; else None."""
+        if self._shared is None and self.name and (self.rpm or self.tpm):
+            ray = sys.modules.get("ray")  # only a process that already uses Ray shares through it
+            if ray is not None and ray.is_initialized():
+                self._shared = shared_budget(self.name, self.rpm, self.tpm)
+        return self._shared
 
     def rebind(self) -> None:
         """New asyncio primitives for a new event loop; budgets and cool-down carry over."""
@@ -43,6 +107,8 @@ class EndpointLimiter:
         self._lock = asyncio.Lock()
 
     def cool_down(self, seconds: float) -> None:
+        if (shared := self.shared()) is not None:
+            shared.cool_down.remote(seconds)
         until = time.monotonic() + seconds
         if until > self.cooldown_until:
             self.cooldown_until = until
@@ -50,6 +116,9 @@ class EndpointLimiter:
 
     async def wait_turn(self, tokens: int) -> None:
         """Wait out any cool-down and the per-minute budgets (call while holding the semaphore)."""
+        if (shared := self.shared()) is not None:
+            await asyncio.sleep(await shared.reserve.remote(tokens))
+            return
         async with self._lock:
             while True:
                 delay = self.cooldown_until - time.monotonic()
