@@ -24,7 +24,6 @@ from pathlib import Path
 
 import torch
 
-from dataflux.audio import decode_mono
 from dataflux.mcq import mcq_prompt
 from model.data import ASR_SYSTEM, MCQ_SYSTEM, CorpusSpec, Sample, read_corpus
 from model.scoring import score_file
@@ -42,7 +41,8 @@ class EvalConfig:
 
 
 def load_file(path: str | Path) -> list[Sample]:
-    import soundfile as sf
+    from model.benchmarks.asr import ASR_PROMPT
+    from model.benchmarks.common import audio_of
 
     path = Path(path)
     if path.suffix == ".parquet":
@@ -54,18 +54,7 @@ def load_file(path: str | Path) -> list[Sample]:
     samples = []
     for i, r in enumerate(rows):
         task = r.get("task", "mcq")
-        audio = r.get("audio", r.get("audio_path"))
-        if isinstance(audio, dict):
-            audio = audio.get("bytes") or audio.get("path")
-        if isinstance(audio, (bytes, bytearray)):
-            wave = decode_mono(bytes(audio))
-        else:
-            wave, sr = sf.read(str(path.parent / audio), dtype="float32")
-            wave = wave if wave.ndim == 1 else wave.mean(axis=1)
-            if sr != 16000:
-                import soxr
-
-                wave = soxr.resample(wave, sr, 16000)
+        wave = audio_of(r.get("audio", r.get("audio_path")), path.parent)
         sid = str(r.get("id", i))
         if task == "mcq":
             options = list(r.get("options") or r.get("choices"))
@@ -73,7 +62,7 @@ def load_file(path: str | Path) -> list[Sample]:
                                   r.get("category") or r.get("sub-category") or "", "mcq",
                                   {"answer": r["answer"], "options": options}))
         elif task == "asr":
-            samples.append(Sample(sid, sid, wave, "Transcribe the audio.", None, ASR_SYSTEM, "", "asr",
+            samples.append(Sample(sid, sid, wave, ASR_PROMPT, None, ASR_SYSTEM, "", "asr",
                                   {"reference": r["reference"], "language": r.get("language", "en")}))
         elif task == "label":
             samples.append(Sample(sid, sid, wave, r["question"], None, LABEL_SYSTEM, r.get("family", ""), "label",

@@ -22,13 +22,13 @@ class LayoutError(ValueError):
 
 def read_audio(source) -> np.ndarray:
     """16 kHz mono float32 from a file path or encoded bytes (FLAC, WAV, MP3, ...)."""
+    import io
+
     import soundfile as sf
 
-    if isinstance(source, (bytes, bytearray)):
-        from dataflux.audio import decode_mono
-
-        return decode_mono(bytes(source))
-    wave, sr = sf.read(str(source), dtype="float32", always_2d=True)
+    # bytes are resampled like a file: an HF Audio cell may hold any rate
+    wave, sr = sf.read(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source),
+                       dtype="float32", always_2d=True)
     wave = wave.mean(axis=1)
     if sr != SAMPLE_RATE:
         import soxr

@@ -3,6 +3,7 @@ with the tiny checkpoint; each benchmark's own scoring rule on known inputs."""
 
 import json
 
+import numpy as np
 import pytest
 
 from model.benchmarks import READERS, LayoutError, read_benchmark
@@ -70,6 +71,24 @@ def test_a_wrong_layout_is_one_clear_error(reader, tmp_path):
     with pytest.raises(LayoutError) as err:
         read_benchmark(reader, str(wrong))
     assert "Expected" in str(err.value) and reader.split("-")[-1].lower() in str(err.value).lower()
+
+
+def test_audio_bytes_are_resampled_to_16k_mono_as_files_are(tmp_path):
+    """An HF Audio cell may hold any rate: its bytes give the same 16 kHz mono wave as the same file."""
+    import io
+
+    import soundfile as sf
+
+    from model.benchmarks.common import audio_of
+    from tests.model.benchmark_layouts import tone
+
+    stereo = np.stack([tone(0, 0.5, 8000), tone(1, 0.5, 8000)], axis=1)
+    sf.write(tmp_path / "a.wav", stereo, 8000)
+    buf = io.BytesIO()
+    sf.write(buf, stereo, 8000, format="WAV")
+    from_bytes = audio_of({"bytes": buf.getvalue(), "path": "a.wav"}, tmp_path)
+    from_file = audio_of("a.wav", tmp_path)
+    assert from_bytes.shape == from_file.shape == (8000,) and np.array_equal(from_bytes, from_file)
 
 
 def test_a_field_missing_names_the_field(tmp_path):
