@@ -89,7 +89,9 @@ def load_data(data: str, eval_fraction: float, benchmark: str | None = None, lim
 
 def infer(model, processor, samples: list[Sample], out: Path, config: EvalConfig) -> int:
     """Greedy predictions for the samples not yet in `out` (predictions.jsonl); returns how many were new."""
-    done = {json.loads(line)["id"] for line in out.read_text().splitlines() if line.strip()} if out.exists() else set()
+    from model.benchmarks.common import jsonl
+
+    done = {r["id"] for r in jsonl(out)}
     todo = [s for s in samples if s.id not in done]
     device = next(model.parameters()).device
     model.eval()

@@ -145,12 +145,12 @@ def summarize(scored: list[dict]) -> dict:
 
 
 def score_file(predictions: Path, out_dir: Path, meta: dict) -> dict:
-    rows = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
-    judged = out_dir / "judge.jsonl"  # an LLM judge's refusal verdicts (model/benchmarks/safety.py), when asked for
-    if judged.exists():
-        lines = [json.loads(line) for line in judged.read_text().splitlines() if line.strip()]
-        verdicts = {v["id"]: v["judge_refused"] for v in lines}
-        rows = [{**r, "judge_refused": verdicts[r["id"]]} if r["id"] in verdicts else r for r in rows]
+    from model.benchmarks.common import jsonl
+
+    rows = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]  # must exist
+    # an LLM judge's refusal verdicts (model/benchmarks/safety.py), when asked for
+    verdicts = {v["id"]: v["judge_refused"] for v in jsonl(out_dir / "judge.jsonl")}
+    rows = [{**r, "judge_refused": verdicts[r["id"]]} if r["id"] in verdicts else r for r in rows]
     scored = [score_one(r) for r in rows]
     with open(out_dir / "scored.jsonl", "w") as f:
         for s in scored:

@@ -8,7 +8,6 @@ both scoring rules read)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,26 +35,15 @@ def answer_messages(caption: str, question_prompt: str) -> list[dict]:
 def answer_from_captions(captions: Path, answers: Path, endpoint, cache_path: str | None = None) -> int:
     """Writes `answers` (predictions in the multiple-choice form) for the captions not yet answered; returns
     how many were asked. A request that fails for good is recorded as an empty (unparsed, wrong) answer."""
-    from dataflux.llm.client import LLMClient, LLMError, run_all
+    from dataflux.llm.client import LLMError
+    from model.benchmarks.common import ask_llm, jsonl
 
-    done = {json.loads(line)["id"] for line in answers.read_text().splitlines() if line.strip()} \
-        if answers.exists() else set()
-    rows = [json.loads(line) for line in captions.read_text().splitlines() if line.strip()]
-    todo = [r for r in rows if r["id"] not in done]
-    if not todo:
-        return 0
-    client = LLMClient.open(endpoint, cache_path)
-    try:
-        results = run_all(client, [{"messages": answer_messages(r["prediction"], r["question_prompt"]),
-                                    "template_version": TEMPLATE_VERSION, "temperature": 0.0, "max_tokens": 96}
-                                   for r in todo])
-    finally:
-        client.close_cache()
-    with open(answers, "a") as f:
-        for r, result in zip(todo, results):
-            failed = isinstance(result, LLMError)
-            f.write(json.dumps({**{k: v for k, v in r.items() if k not in ("prediction", "question_prompt")},
-                                "task": "mcq", "caption": r["prediction"], "prediction": "" if failed else result.text,
-                                "answer_error": str(result) if failed else None}, ensure_ascii=False) + "\n")
-    return len(todo)
+    def record(r: dict, reply) -> dict:
+        failed = isinstance(reply, LLMError)
+        return {**{k: v for k, v in r.items() if k not in ("prediction", "question_prompt")}, "task": "mcq",
+                "caption": r["prediction"], "prediction": "" if failed else reply.text,
+                "answer_error": str(reply) if failed else None}
 
+    return ask_llm(jsonl(captions), answers, endpoint, cache_path,
+                   lambda r: {"messages": answer_messages(r["prediction"], r["question_prompt"]),
+                              "template_version": TEMPLATE_VERSION, "temperature": 0.0, "max_tokens": 96}, record)

@@ -1,9 +1,11 @@
 """What the benchmark readers share: the layout error, audio decoding to 16 kHz mono, and reading a
 Hugging Face dataset that is already on disk (a parquet folder as the Hub publishes it, or a
-`datasets.save_to_disk` folder) without decoding its audio column through `datasets`."""
+`datasets.save_to_disk` folder) without decoding its audio column through `datasets`; JSONL rows, and asking
+an LLM of the request layer about rows not yet answered in a JSONL file (the judge, the caption answerer)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +81,30 @@ def require(row: dict, fields: tuple[str, ...], benchmark: str, path, expected: 
     missing = [f for f in fields if f not in row]
     if missing:
         raise LayoutError(benchmark, path, expected, f"a row without {', '.join(missing)} (fields: {', '.join(row)})")
+
+
+def jsonl(path: Path) -> list[dict]:
+    """The rows of a JSONL file; none when it does not exist yet."""
+    path = Path(path)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def ask_llm(rows: list[dict], out: Path, endpoint, cache_path: str | None, request, record) -> int:
+    """Sends `request(row)` (keyword arguments of `LLMClient.complete`) to `endpoint` for each row whose id is
+    not yet in `out`, and appends `record(row, reply)` there, `reply` being an `LLMError` when the request
+    failed for good; returns how many were asked. Resumable: a re-run asks only what is missing."""
+    from dataflux.llm.client import LLMClient, run_all
+
+    done = {r["id"] for r in jsonl(out)}
+    todo = [r for r in rows if r["id"] not in done]
+    if not todo:
+        return 0
+    client = LLMClient.open(endpoint, cache_path)
+    try:
+        replies = run_all(client, [request(r) for r in todo])
+    finally:
+        client.close_cache()
+    with open(out, "a") as f:
+        for r, reply in zip(todo, replies):
+            f.write(json.dumps(record(r, reply), ensure_ascii=False) + "\n")
+    return len(todo)

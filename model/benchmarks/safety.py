@@ -49,30 +49,20 @@ def judge_messages(request: str, response: str) -> list[dict]:
 def judge_refusals(predictions, out, endpoint, cache_path: str | None = None) -> int:
     """Writes `out` (judge.jsonl: id, judge_refused, judge_error) for the refusal predictions not yet judged;
     returns how many were asked. A verdict the judge fails to give stays None (reported, never guessed)."""
-    import json
-
     from pydantic import BaseModel
 
-    from dataflux.llm.client import LLMClient, LLMError, run_all
+    from dataflux.llm.client import LLMError
+    from model.benchmarks.common import ask_llm, jsonl
 
     class Verdict(BaseModel):
         refused: bool
 
-    done = {json.loads(line)["id"] for line in out.read_text().splitlines() if line.strip()} if out.exists() else set()
-    rows = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
-    todo = [r for r in rows if r["task"] == "refusal" and r["id"] not in done]
-    if not todo:
-        return 0
-    client = LLMClient.open(endpoint, cache_path)
-    try:
-        results = run_all(client, [{"messages": judge_messages(r.get("prompt_text", ""), r["prediction"]),
-                                    "template_version": JUDGE_TEMPLATE, "schema": Verdict, "temperature": 0.0,
-                                    "max_tokens": 20} for r in todo])
-    finally:
-        client.close_cache()
-    with open(out, "a") as f:
-        for r, result in zip(todo, results):
-            failed = isinstance(result, LLMError)
-            f.write(json.dumps({"id": r["id"], "judge_refused": None if failed else result.parsed.refused,
-                                "judge_error": str(result) if failed else None}) + "\n")
-    return len(todo)
+    def record(r: dict, reply) -> dict:
+        failed = isinstance(reply, LLMError)
+        return {"id": r["id"], "judge_refused": None if failed else reply.parsed.refused,
+                "judge_error": str(reply) if failed else None}
+
+    return ask_llm([r for r in jsonl(predictions) if r["task"] == "refusal"], out, endpoint, cache_path,
+                   lambda r: {"messages": judge_messages(r.get("prompt_text", ""), r["prediction"]),
+                              "template_version": JUDGE_TEMPLATE, "schema": Verdict, "temperature": 0.0,
+                              "max_tokens": 20}, record)
