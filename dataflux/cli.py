@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -141,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="output folder (overrides output_dir)")
     train.add_argument("--max-steps", type=int)
     train.add_argument("--resume", help="a checkpoint folder to resume from")
+    train.add_argument("--nproc", type=int, default=1,
+                       help="processes on this machine (torchrun; DDP or FSDP by the config's `parallel`)")
     _set_arg(train)
     train.set_defaults(func=cmd_train)
     evaluate = sub.add_parser("evaluate", help="evaluate a checkpoint; writes predictions, scores, summary, report")
@@ -312,8 +315,19 @@ def cmd_train(args) -> int:
     if args.resume and not (Path(args.resume) / "training_state.pt").is_file():
         raise BadArgument("--resume", f"{args.resume} has no training_state.pt (not a checkpoint-N folder of a run)")
 
+    _in_range("--nproc", args.nproc, 1)
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # relaunch this command under torchrun
+        import subprocess
+
+        argv = ["train", "--config", args.config] + [a for c in args.corpus or () for a in ("--corpus", c)]
+        argv += [a for flag, v in (("--out", args.out), ("--max-steps", args.max_steps), ("--resume", args.resume))
+                 if v is not None for a in (flag, str(v))] + [a for v in args.set for a in ("--set", v)]
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                               f"--nproc-per-node={args.nproc}", "-m", "dataflux.cli", *argv]).returncode
     config = load_train_config(args.config, _overrides(args, output_dir=args.out, max_steps=args.max_steps))
     summary = train(config, corpus_specs(args.corpus), args.resume)
+    if os.environ.get("RANK", "0") != "0":
+        return 0
     print(f"trained {summary['steps']} steps ({summary['samples_seen']} samples, {summary['skipped_too_long']} "
           f"skipped as too long); checkpoint: {summary['checkpoint']}")
     return 0

@@ -1,0 +1,112 @@
+"""Two CPU processes (gloo, launched by torchrun) give the loss and gradients of one process on the same
+global batch, with DDP and with FSDP2, and a checkpoint saved on 2 ranks resumes on 1 and continues the
+same loss curve. Each case runs in child processes (torchrun, and `dataflux train --nproc 2`)."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import yaml
+
+from model.synthetic import write_all
+from tests.conftest import ROOT
+
+STEPS = textwrap.dedent("""
+    import json, os, sys, warnings
+    warnings.filterwarnings("ignore")
+    sys.path.insert(0, sys.argv[3])
+    import torch
+    torch.set_num_threads(1)
+    from model.train import Trainer, load_train_config
+    out = sys.argv[2]
+    trainer = Trainer(load_train_config(sys.argv[1], output_dir=out))
+    losses = []
+    for step in range(4):
+        losses.append(trainer.step()["loss"])
+        if step == 0:  # the first step's gradients, full tensors (FSDP holds shards)
+            grads = {n: (p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad).detach().clone()
+                     for n, p in trainer.model.named_parameters() if p.grad is not None}
+            if trainer.rank == 0:
+                torch.save(grads, os.path.join(out, "grads.pt"))
+        if step == 1:
+            trainer.save(trainer.out / "checkpoint-2")
+    if trainer.rank == 0:
+        json.dump(losses, open(os.path.join(out, "losses.json"), "w"))
+    trainer.close()
+""")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dist")
+    data = write_all(root / "data", rows=16, shards=2)
+    (root / "steps.py").write_text(STEPS)
+    return root, data
+
+
+def config(root, name, data, **values):
+    cfg = {"model": "tiny", "freeze": "full", "output_dir": str(root / name), "batch_size": 2, "max_length": 512,
+           "sources": [{"path": data["asr"], "kind": "asr", "ratio": 0.7},
+                       {"path": data["paralinguistic"], "kind": "mcq", "ratio": 0.3}],
+           "lr": {"audio_tower": 3e-4, "adapter": 3e-3, "language_model": 3e-3}, "warmup_steps": 1,
+           "max_steps": 4, "shuffle_buffer": 8, "streaming": True, **values}
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    (root / name).mkdir(exist_ok=True)
+    return path
+
+
+def run(cmd, env=None):
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=500, cwd=ROOT,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done
+
+
+def steps(root, name, nproc):
+    cmd = [sys.executable, str(root / "steps.py"), str(root / f"{name}.yaml"), str(root / name), str(ROOT)]
+    if nproc > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *cmd[1:]]
+    run(cmd)
+    return json.loads((root / name / "losses.json").read_text()), torch.load(root / name / "grads.pt")
+
+
+@pytest.fixture(scope="module")
+def single(setup):
+    root, data = setup
+    config(root, "single", data, grad_accum=2)  # micro-batches 0 and 1: the 2 ranks' global batch
+    return steps(root, "single", 1)
+
+
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_ranks_match_one_process_and_resume_on_one(parallel, setup, single, capsys):
+    root, data = setup
+    config(root, parallel, data, parallel=parallel)
+    losses, grads = steps(root, parallel, 2)
+    one_losses, one_grads = single
+    with capsys.disabled():
+        diff = max((grads.get(n, torch.zeros_like(g)) - g).abs().max().item() for n, g in one_grads.items())
+        print(f"\n{parallel}: losses {[round(x, 4) for x in losses]}, max gradient difference {diff:.2e}")
+    assert losses == pytest.approx(one_losses, abs=1e-5)
+    for name, g in one_grads.items():  # an expert no token picked has no gradient on one process, zeros on FSDP
+        assert torch.allclose(grads.get(name, torch.zeros_like(g)), g, atol=1e-5, rtol=1e-4), name
+    assert all(name in one_grads or not g.any() for name, g in grads.items())
+    # the 2-rank checkpoint after step 2 resumes on 1 process (accumulating 2 micro-batches) and continues
+    resumed = root / f"{parallel}-resumed"
+    config(root, f"{parallel}-resumed", data, grad_accum=2, max_steps=4)
+    run([sys.executable, "-m", "dataflux.cli", "train", "--config", str(root / f"{parallel}-resumed.yaml"),
+         "--resume", str(root / parallel / "checkpoint-2")])
+    curve = [json.loads(line)["loss"] for line in open(resumed / "train_log.jsonl")]
+    assert curve == pytest.approx(losses[2:], abs=1e-5)
+
+
+def test_dataflux_train_nproc_launches_ranks(setup):
+    root, data = setup
+    config(root, "cli", data, parallel="ddp", max_steps=2)
+    out = run([sys.executable, "-m", "dataflux.cli", "train", "--config", str(root / "cli.yaml"), "--nproc", "2"])
+    summary = json.loads((root / "cli" / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 2 and "trained 2 steps" in out.stdout
+    assert (root / "cli" / "final" / "dcp").is_dir() and (root / "cli" / "final" / "model.safetensors").is_file()
