@@ -23,6 +23,7 @@ class RunConfig(Section):
     out: str | None = None  # the run folder; relative to where dataflux runs
     runner: Literal["local", "ray"] = "local"
     ray_address: str | None = None
+    ray_auth_token_env: str | None = None  # variable holding the cluster's auth token (default: Ray's own sources)
     ingest: IngestConfig = IngestConfig()
     annotate: AnnotateConfig = AnnotateConfig()
     generate: AnyGenerateConfig = GenerateConfig()

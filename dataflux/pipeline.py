@@ -147,7 +147,7 @@ def run_pipeline(config: RunConfig, until: str | None = None, command: str = "ru
     wanted = wanted_steps(until)
     run = RunFolder(config.out)
     with invocation(run, config, command, until=wanted[-1]) as inv:
-        runner = make_runner(config.runner, config.ray_address)
+        runner = make_runner(config.runner, config.ray_address, auth_token_env=config.ray_auth_token_env)
         try:
             def execute(e: Entry) -> StageStats:
                 on_progress, on_total = progress(e.name) if progress else (None, None)

@@ -33,12 +33,12 @@ from storage.run_folder import RunFolder
 _RUNNERS: dict = {}
 
 
-def shared_runner(kind: str, address: str | None):
+def shared_runner(kind: str, address: str | None, auth_token_env: str | None = None):
     """One runner per flow process: a Ray runtime starts once, not once per task."""
     from dataflux.runners import make_runner
 
     if (kind, address) not in _RUNNERS:
-        _RUNNERS[(kind, address)] = make_runner(kind, address)
+        _RUNNERS[(kind, address)] = make_runner(kind, address, auth_token_env=auth_token_env)
     return _RUNNERS[(kind, address)]
 
 
@@ -73,8 +73,8 @@ def stage_task(stage: str, shard: tuple[int, int], config_path: str, overrides: 
     get_run_logger().info("%s: starting shard %d of %d (input versions %s)", stage, shard[0] + 1, shard[1], inputs)
     progress = Progress(stage)
     step = entry(stage).build(config)
-    context = Context(run, shared_runner(config.runner, config.ray_address), shard if shard[1] > 1 else None,
-                      progress.on_progress, progress.on_total)
+    runner = shared_runner(config.runner, config.ray_address, config.ray_auth_token_env)
+    context = Context(run, runner, shard if shard[1] > 1 else None, progress.on_progress, progress.on_total)
     with llm_slots(stage, config):
         stats = run_step(step, context)
     table = run.table(step.writes)

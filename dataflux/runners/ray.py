@@ -48,8 +48,9 @@ CONNECT_TIMEOUT_S = 45.0  # joining a cluster: fail with one clear line rather t
 PASS_ATTEMPTS = 2  # a pass that failed (a node died and Ray gave up) runs once more from its files
 
 
-class RayConnectError(RuntimeError):
-    """The Ray cluster at the given address cannot be joined (unreachable, refusing, or auth refused)."""
+class RayConnectError(ValueError):
+    """The Ray cluster at the given address cannot be joined (unreachable, refusing, or auth refused): a bad
+    `--ray-address` or token, reported in one line like any other bad argument."""
 
 
 class RayRunner(Runner):
@@ -74,8 +75,8 @@ class RayRunner(Runner):
                 kwargs["num_cpus"] = self.num_cpus
             if self.address:
                 self._join(ray, kwargs)
-            else:
-                ray.init(**kwargs)
+            else:  # "local": a new instance, never whichever cluster this machine ran last
+                ray.init(**{**kwargs, "address": "local"})
             self._started_here = True
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
@@ -114,8 +115,22 @@ class RayRunner(Runner):
             if not token:
                 raise RayConnectError(f"ray_auth_token_env names {self.auth_token_env}, which is not set")
             os.environ["RAY_AUTH_TOKEN"] = token  # Ray's driver reads its token from here
+        if "RAY_AUTH_MODE" not in os.environ:
+            # A driver that joins sends a token only in token mode; clusters started with `ray start` turn it
+            # on by default. The token comes from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token.
+            from ray._private.authentication.authentication_token_setup import (
+                maybe_enable_token_auth_if_token_available)
+
+            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
         where = self.address
         host, _, port = where.rpartition(":")
+        if host in ("127.0.0.1", "localhost", "::1", "[::1]"):
+            # A cluster on this machine's loopback: Ray would rewrite the address to the machine's outward
+            # address (where such a cluster does not listen) and then wait for it for minutes.
+            import ray._private.ray_constants as ray_constants
+
+            ray_constants.ENABLE_RAY_CLUSTER = False
+            kwargs["_node_ip_address"] = "127.0.0.1"
         if "://" not in where and where != "auto" and port.isdigit():
             try:
                 socket.create_connection((host, int(port)), timeout=min(10.0, self.connect_timeout_s)).close()
@@ -140,10 +155,9 @@ class RayRunner(Runner):
         if "error" in done:
             e = done["error"]
             text = str(e).splitlines()[0] if str(e) else type(e).__name__
-            if "auth" in text.lower() or "token" in text.lower() or "Unauthenticated" in type(e).__name__:
-                text = ("the cluster refused this driver's authentication token (set RAY_AUTH_TOKEN, "
-                        "or ray_auth_token_env to the variable that holds it)")
-            raise RayConnectError(f"cannot join the Ray cluster at {where}: {text}") from None
+            raise RayConnectError(f"cannot join the Ray cluster at {where}: {text} (a cluster with token "
+                                  "authentication refuses a driver without its token: set RAY_AUTH_TOKEN, or "
+                                  "ray_auth_token_env to the variable that holds it)") from None
 
     def run_pass(self, chain: Sequence[Stage], spec: TablePass, stats: StageStats, out,
                  on_progress: Callable[[int], None] | None = None) -> None:
