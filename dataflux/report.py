@@ -92,6 +92,7 @@ def summarize(run: RunFolder, corpus_version: int | None = None) -> dict:
         "run": run.uri, "corpus_version": corpus_version, "config_hash": config.get("config_hash"),
         "sources": sources[:50], "num_sources": len(sources),
         "audio_hours": round(sum(c["duration_s"] for c in clips) / 3600, 4),
+        "throughput": throughput(run),
         "funnel": funnel,
         "yield": {f"{a}->{b}": (round(funnel[b] / funnel[a], 4) if funnel[a] else None)
                   for a, b in zip(FUNNEL, FUNNEL[1:])},
@@ -163,6 +164,22 @@ def text_answerable_rates(questions: list[dict], verdicts: list[dict], min_hits:
 
     return {"min_hits": min_hits, **rate(total), "per_node": {k: rate(c) for k, c in sorted(counts["node"].items())},
             "per_writer": {k: rate(c) for k, c in sorted(counts["writer"].items())}}
+
+
+def throughput(run: RunFolder) -> dict:
+    """Per step (and shard), the latest run that processed anything (`RUN_DIR/stats/`, written by the step
+    driver): items/s and audio hours per wall-clock hour, in all and per node and chain entry."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(f"{run.uri.rstrip('/')}/stats", **(run.storage_options or {}))
+    out: dict = {}
+    for path in sorted(fs.glob(f"{root}/*.json")):
+        with fs.open(path, "r") as f:
+            st = json.load(f)
+        out[path.rsplit("/", 1)[-1].removesuffix(".json")] = {
+            k: st[k] for k in ("rows_in", "seconds", "items_per_s", "audio_hours", "audio_hours_per_hour",
+                               "per_node") if k in st}
+    return out
 
 
 def data_card(s: dict) -> str:

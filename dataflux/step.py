@@ -10,9 +10,12 @@ step, and a new step cannot forget one of them.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Callable, ClassVar
+
+import fsspec
 
 from dataflux.runners.base import Runner, StageStats
 from dataflux.shards import Shard, in_shard
@@ -86,4 +89,15 @@ def run_step(step: Step, ctx: Context) -> StageStats:
                 step.process(ctx, pending, stats, out)
     step.finish(ctx, stats)
     stats.seconds = time.perf_counter() - start
+    if stats.rows_in:
+        record_stats(ctx, stats)
     return stats
+
+
+def record_stats(ctx: Context, stats: StageStats) -> None:
+    """Each step's latest stats as `RUN_DIR/stats/<step>[.<shard>of<n>].json`, so that publish's data card
+    can show the throughput of steps of the same invocation (run.json gets them only at its end)."""
+    shard = f".{ctx.shard[0] + 1}of{ctx.shard[1]}" if ctx.shard else ""
+    path = f"{ctx.run.uri.rstrip('/')}/stats/{stats.stage}{shard}.json"
+    with fsspec.open(path, "w", auto_mkdir=True, **(ctx.run.storage_options or {})) as f:
+        json.dump(stats.as_dict(), f, sort_keys=True)
