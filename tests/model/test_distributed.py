@@ -14,6 +14,8 @@ import yaml
 from model.synthetic import write_all
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # torchrun children: ~6 min on the shared 2-core machine
+
 STEPS = textwrap.dedent("""
     import json, os, sys, warnings
     warnings.filterwarnings("ignore")

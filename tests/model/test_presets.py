@@ -63,6 +63,7 @@ def test_the_presets_name_the_paper_s_data():
     assert families("sft") == ("full", {"asr": 0.6, "paralinguistic": 0.1, "semantic": 0.2, "caption": 0.1})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["stage1-align", "stage2-full", "sft"])
 def test_each_preset_trains_20_steps_with_falling_loss(preset, data, tmp_path, capsys, request):
     raw = yaml.safe_load((PRESETS / f"{preset}.yaml").read_text())

@@ -192,6 +192,7 @@ def peak(corpus, out):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_corpus(tmp_path, capsys):
     """10x the rows (each a 0.4 s clip, 64 rows a shard): the training process and the decoding worker
     peak within 10% of the small corpus's."""
