@@ -21,7 +21,6 @@ resumes where it stopped, per benchmark); `OUT/table.md` and `OUT/table.json` ho
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -212,7 +211,7 @@ def compare_markdown(result: dict) -> str:
              "|---|---|---:|---:|---:|---|---:|---|"]
     for r in result["benchmarks"]:
         ci = "-" if r["ci95"] is None else f"[{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}]"
-        delta = "-" if r["delta"] is None or math.isnan(r["delta"]) else f"{r['delta']:+.2f}"
+        delta = "-" if r["delta"] is None else f"{r['delta']:+.2f}"  # None when a run scored nothing
         flag = "**REGRESSION**" if r["verdict"] == "regression" else r["verdict"]
         lines.append(f"| {r['benchmark']} | {r['metric']} | {r['a']} | {r['b']} | {delta} | {ci} | {r['n']} | {flag} |")
     return "\n".join(lines) + "\n"
