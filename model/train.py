@@ -21,6 +21,7 @@ import json
 import os
 import random
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
@@ -377,7 +378,9 @@ class Trainer:
 
         folder.mkdir(parents=True, exist_ok=True)
         model_sd, optim_sd = get_state_dict(self.model, self.optimizer)
-        dcp.save({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=str(folder / "dcp"))
+        with warnings.catch_warnings():  # one process: dcp says it saves without a process group, as meant
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+            dcp.save({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=str(folder / "dcp"))
         full = None
         if self.world > 1 and self.cfg.parallel == "fsdp":  # every rank takes part in gathering the weights
             full = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
@@ -407,7 +410,9 @@ class Trainer:
         else:
             model_sd, optim_sd = get_state_dict(self.model, self.optimizer)
             state = {"model": model_sd, "optimizer": optim_sd}
-            dcp.load(state, checkpoint_id=str(Path(folder) / "dcp"))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+                dcp.load(state, checkpoint_id=str(Path(folder) / "dcp"))
             set_state_dict(self.model, self.optimizer, model_state_dict=state["model"],
                            optim_state_dict=state["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
