@@ -98,7 +98,7 @@ def replica_key(spec: ServedEndpoint, backend: str) -> str:
 
 class ReplicaServer:
     """One replica: a server process on this actor's node, on a free port of the node's address. The
-    process dies with the actor (PR_SET_PDEATHSIG), so a killed actor or job leaves no server behind."""
+    process and its children die with the actor (`supervise.py`), so a killed actor or job leaves nothing behind."""
 
     def __init__(self, cmd_args: list[str], log_dir: str, host: str | None = None):
         self.cmd_args, self.log_dir, self.host, self.process, self.url = cmd_args, log_dir, host, None, None
@@ -122,9 +122,10 @@ class ReplicaServer:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONPATH": str(ROOT), "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        with open(log_path, "ab") as log:
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env=env, preexec_fn=_die_with_parent, cwd=str(ROOT))
+        supervisor = [sys.executable, str(Path(__file__).with_name("supervise.py"))]  # the server's whole group
+        with open(log_path, "ab") as log:                                                # ends with this actor
+            self.process = subprocess.Popen(supervisor + cmd, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, env=env, cwd=str(ROOT))
         url = f"http://{host}:{port}/v1"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -168,16 +169,6 @@ def log_tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-
-
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def ensure_ray(stack: ExitStack | None, address: str | None = None):

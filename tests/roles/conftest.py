@@ -57,7 +57,7 @@ def smol_spec(path, backend: str = "vllm") -> ServedEndpoint:
     extra = (("--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}')
              if backend == "vllm" else ())
     return ServedEndpoint(model=str(path), served_name="smollm2-135m", device="cpu", num_cpus=0.05, host=LOOPBACK,
-                          dtype="float32", max_model_len=4096, gpu_memory_utilization=0.08, max_num_seqs=16,
+                          dtype="float32", max_model_len=3072, gpu_memory_utilization=0.15, max_num_seqs=16,
                           max_retries=1, backoff_base_s=0.05, start_timeout_s=600, extra_args=extra)
 
 

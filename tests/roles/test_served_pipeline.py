@@ -29,8 +29,8 @@ from tests.roles.conftest import audio_spec, smol_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 EOS = {"logit_bias": {"50363": 100}}  # <|im_end|>: the random audio LM stops at once instead of at max_tokens
-FILES = ["001_en_male_low_slow.flac", "016_en_female_high_slow.flac", "005_en_male_high_fast.flac",
-         "020_en_female_low_fast.flac"]
+FILES = ["001_en_male_low_slow.flac", "016_en_female_high_slow.flac", "006_en_male_medium_fast.flac",
+         "011_en_female_low_normal.flac"]
 
 
 def source(tmp_path, files=FILES):
@@ -136,18 +136,19 @@ def test_every_role_served_on_the_cluster(backend, request, tmp_path, tiny_model
     # and one verdict per question (nothing failed, nothing was retried)
     assert run.rejects("verify").num_rows == 0
     assert counts[0] == 2 + questions
-    assert counts[1] == stages["generate"]["extra"]["llm"]["requests"] + questions
+    assert counts[1] == stages["generate"]["llm"]["requests"] + questions
 
 
+@pytest.mark.timeout(1500)  # run alone, it starts both engines (~100 s each); in the suite they are up already
 def test_sigkill_during_verify_then_a_rerun_sends_no_finished_request_again(tmp_path, vllm_audio, vllm_text,
                                                                             ray_session):
     (audio_spec_, audio), (text_spec_, text) = vllm_audio, vllm_text
-    src = source(tmp_path)
-    config = write_config(tmp_path, src, audio_spec_, text_spec_, "vllm", nodes=2)
+    src = source(tmp_path, FILES[:3])
+    config = write_config(tmp_path, src, audio_spec_, text_spec_, "vllm")
     address = ray_session.get_runtime_context().gcs_address
     cmd = [sys.executable, "-m", "dataflux.cli", "run", "--config", config, "--set", f"ray_address={address}",
            "--no-progress"]
-    clips = len(FILES)
+    clips = 3
     audio0 = served_requests(audio)
     log = open(tmp_path / "first.log", "w")
     child = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -168,8 +169,9 @@ def test_sigkill_during_verify_then_a_rerun_sends_no_finished_request_again(tmp_
     served_before = served_requests(audio) + served_requests(text)
     assert cached_before > clips  # captions, writer replies and some of verify's were answered before the kill
 
-    rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    with open(tmp_path / "rerun.log", "w") as out:
+        rerun = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=900)
+    assert rerun.returncode == 0, (tmp_path / "rerun.log").read_text()[-3000:]
     cached_after = sum(cache.templates().values())
     sent = served_requests(audio) + served_requests(text) - served_before
     assert sent == cached_after - cached_before > 0  # every request the re-run sent was one without an answer
