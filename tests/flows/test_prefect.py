@@ -83,7 +83,8 @@ def test_deploy_run_through_the_worker_artifacts_event_and_retrain_chain(prefect
 
     deployed = {d["name"]: d for d in deploy()}
     assert set(deployed) == {"dataflux-synthesize/dataflux-synthesize", "eureka-train/eureka-train",
-                             "eureka-evaluate/eureka-evaluate"}
+                             "eureka-evaluate/eureka-evaluate", "dataflux-maintain/dataflux-maintain",
+                             "dataflux-watch/dataflux-watch", "dataflux-backfill/dataflux-backfill"}
     run_dir = copy_run(demo_annotated[0], tmp_path / "run")
     config = config_file(tmp_path)
     flow_run = run_deployment("dataflux-synthesize/dataflux-synthesize", timeout=900,
