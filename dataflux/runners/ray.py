@@ -29,6 +29,7 @@ from typing import Callable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset  # noqa: F401  (pa.dataset)
 import pyarrow.parquet as pq
 
 from dataflux.runners.base import Batch, Runner, StageStats, TablePass
@@ -194,13 +195,15 @@ class RayRunner(Runner):
 
     def _write_pass(self, ray, chain, spec: TablePass, pass_id: str, files: list[str], tally: "_Tally",
                     on_progress) -> list[tuple[str, int, int]]:
-        from ray.data.expressions import col
-
         columns = list(dict.fromkeys([spec.key, *spec.columns]))
-        # The key filter is pushed down into the Parquet scan on the workers.
-        ds = (ray.data.read_parquet(files, num_cpus=0.1).select_columns(columns)
-              .filter(expr=col(spec.key).is_in(sorted(spec.keys))))
-        ds = ds.map_batches(_mark_inputs, batch_format="pyarrow", num_cpus=0.05, zero_copy_batch=True)
+        # One task per file reads its pending rows (the key filter pushed into the Parquet scan), a chunk at a
+        # time. Reading and writing files declare no CPU: the chain's actors may hold every CPU (on a laptop
+        # their declarations add up to the machine), and a pass whose file tasks cannot be placed waits
+        # forever (Ray's own read_parquet lists files in a 1-CPU task).
+        ds = ray.data.from_items([{"path": f} for f in files], override_num_blocks=len(files))
+        block_rows = 4 * chain[0].resources.batch_size  # small blocks stream through the actor pools
+        ds = ds.map_batches(_read_files, fn_args=(columns, spec.key, sorted(spec.keys), block_rows),
+                            batch_size=1, batch_format="pyarrow", num_cpus=0)
         for i, stage in enumerate(chain):
             res = stage.resources
             ds = ds.map_batches(
@@ -210,7 +213,7 @@ class RayRunner(Runner):
                 num_gpus=res.num_gpus or None, resources=res.custom or None, zero_copy_batch=True)
         sink = spec.sink
         ds = ds.map_batches(_write_block, fn_args=(sink.uri, sink.schema, pass_id), batch_format="pyarrow",
-                            batch_size=spec.chunk_rows, num_cpus=0.05)
+                            batch_size=spec.chunk_rows, num_cpus=0)
         written = []
         for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             for row in table.to_pylist():
@@ -269,11 +272,19 @@ class _StageActor:
         self.stage.teardown()
 
 
-def _mark_inputs(batch: pa.Table) -> pa.Table:
-    """Each input row of a table pass accounts for one item and its audio seconds."""
-    n = batch.num_rows
-    seconds = batch["duration_s"] if "duration_s" in batch.column_names else pa.array([0.0] * n, pa.float64())
-    return batch.append_column(ITEMS_IN, pa.array([1] * n, pa.int64())).append_column(AUDIO_S, seconds)
+def _read_files(paths: pa.Table, columns: list[str], key: str, keys: list[str], chunk_rows: int) -> Iterator[pa.Table]:
+    """On a worker: the pending rows of the given Parquet files, a chunk at a time; each row accounts for one
+    item and its audio seconds."""
+    wanted = pa.array(keys, pa.string())
+    for path in paths["path"].to_pylist():
+        dataset = pa.dataset.dataset(path, format="parquet")
+        for batch in dataset.to_batches(columns=columns, filter=pc.field(key).isin(wanted), batch_size=chunk_rows):
+            if not batch.num_rows:
+                continue
+            n = batch.num_rows
+            table = pa.Table.from_batches([batch])
+            seconds = table["duration_s"] if "duration_s" in columns else pa.array([0.0] * n, pa.float64())
+            yield table.append_column(ITEMS_IN, pa.array([1] * n, pa.int64())).append_column(AUDIO_S, seconds)
 
 
 def _write_block(batch: pa.Table, uri: str, schema: pa.Schema, pass_id: str) -> pa.Table:

@@ -13,7 +13,7 @@ import fsspec
 
 from dataflux.audio import (TARGET_SR, AudioError, Limits, decode, encode_flac, pcm16_hash, split_points,
                            to_mono_16k, to_pcm16)
-from dataflux.runners.base import Runner, StageStats
+from dataflux.runners.base import Runner, StageStats, audio_seconds
 from dataflux.settings import Section
 from dataflux.sources import list_source
 from dataflux.stage import Resources, Result, Stage
@@ -156,6 +156,7 @@ class Ingest(Step):
         dedup = Deduplicator(stage, dict(zip(clips["content_hash"].to_pylist(), clips["source_uri"].to_pylist())),
                              set(clips["clip_id"].to_pylist()))
         for result in ctx.runner.run(stage, pending, stats, post=dedup, on_progress=ctx.on_progress):
+            stats.add_audio(audio_seconds(result.rows), ctx.runner.name, [stage.name])  # decoded audio, on any node
             out.add(result)
 
 
