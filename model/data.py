@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -36,6 +37,7 @@ class Sample:
     category: str = ""
     task: str = "mcq"
     reference: dict = field(default_factory=dict)  # what scoring compares against
+    think: bool = False  # the target starts with the model's thinking (the prompt opens the think block)
 
     @property
     def length_hint(self) -> int:
@@ -47,7 +49,23 @@ def held_out(clip_id: str, fraction: float) -> bool:
     return int(hashlib.sha256(clip_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
 
 
-def read_corpus(spec: CorpusSpec, split: str, eval_fraction: float, with_reasoning: bool = True) -> list[Sample]:
+Reasoning = Literal["trace", "short", "none"]
+
+
+def mcq_target(row: dict, with_reasoning: bool | Reasoning = "short") -> tuple[str, bool]:
+    """What the model learns to say for a corpus row, and whether it thinks first: `trace` = the winner's
+    thinking trace, then its reasoning and answer (rows without a trace fall back to `short`); `short`
+    (or true) = the judged reasoning and "Answer: X"; `none` (or false) = only "Answer: X"."""
+    mode = {True: "short", False: "none"}.get(with_reasoning, with_reasoning)
+    if mode == "none" or not row.get("target"):
+        return f"Answer: {row['answer']}", False
+    if mode == "trace" and row.get("trace"):
+        return f"{row['trace'].strip()}\n</think>\n\n{row['target']}", True
+    return row["target"], False
+
+
+def read_corpus(spec: CorpusSpec, split: str, eval_fraction: float,
+                with_reasoning: bool | Reasoning = "short") -> list[Sample]:
     """A corpus version's rows, read from its Parquet files with `datasets`, as chat samples."""
     import datasets
 
@@ -63,10 +81,10 @@ def read_corpus(spec: CorpusSpec, split: str, eval_fraction: float, with_reasoni
     for row in rows.sort("question_id"):
         if held_out(row["clip_id"], eval_fraction) != (split == "eval"):
             continue
-        target = row["target"] if with_reasoning else f"Answer: {row['answer']}"
+        target, think = mcq_target(row, with_reasoning)
         out.append(Sample(id=row["question_id"], clip_id=row["clip_id"], audio=decode_mono(row["audio"]),
                           prompt=mcq_prompt(row["question"], row["options"]), target=target, system=spec.system,
-                          category=row["node_path"], task="mcq",
+                          category=row["node_path"], task="mcq", think=think,
                           reference={"answer": row["answer"], "options": list(row["options"])}))
     return out
 

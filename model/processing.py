@@ -17,6 +17,7 @@ AUDIO_START, AUDIO_PAD, AUDIO_END = "<|audio_start|>", "<|audio_pad|>", "<|audio
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [IM_START, IM_END, AUDIO_START, AUDIO_PAD, AUDIO_END, "<think>", "</think>"]
 EMPTY_THINK = "<think>\n\n</think>\n\n"  # thinking is off: an empty think block
+THINK_START = "<think>\n"  # thinking is on: the answer starts with the trace
 IGNORE = -100
 
 
@@ -74,15 +75,18 @@ class EurekaAudioProcessor(ProcessorMixin):
                 "input_features_mask": torch.from_numpy(np.stack(masks))}
 
     # Text ---------------------------------------------------------------------------------------------
-    def prompt(self, text: str, num_samples: int | None, system: str | None = None) -> str:
+    def prompt(self, text: str, num_samples: int | None, system: str | None = None, think: bool = False) -> str:
+        """The chat prompt up to the assistant's answer; thinking off (an empty think block, as at inference)
+        unless `think`, where the answer to learn begins with the model's trace."""
         audio = f"{AUDIO_START}{AUDIO_PAD * self.num_audio_tokens(num_samples)}{AUDIO_END}" if num_samples else ""
         head = f"{IM_START}system\n{system}{IM_END}\n" if system else ""
-        return f"{head}{IM_START}user\n{audio}{text}{IM_END}\n{IM_START}assistant\n{EMPTY_THINK}"
+        opening = THINK_START if think else EMPTY_THINK
+        return f"{head}{IM_START}user\n{audio}{text}{IM_END}\n{IM_START}assistant\n{opening}"
 
     def encode(self, text: str, audio: np.ndarray | None = None, answer: str | None = None,
-               system: str | None = None, max_length: int | None = None) -> dict:
+               system: str | None = None, max_length: int | None = None, think: bool = False) -> dict:
         """input_ids and labels (the answer and its end token only) for one sample."""
-        prompt_ids = self.tokenizer(self.prompt(text, None if audio is None else len(audio), system),
+        prompt_ids = self.tokenizer(self.prompt(text, None if audio is None else len(audio), system, think),
                                     add_special_tokens=False).input_ids
         answer_ids = self.tokenizer(answer + IM_END, add_special_tokens=False).input_ids if answer is not None else []
         ids = prompt_ids + answer_ids

@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from model.data import ASR_SYSTEM, MCQ_SYSTEM, Sample, held_out
+from model.data import ASR_SYSTEM, MCQ_SYSTEM, Reasoning, Sample, held_out, mcq_target
 
 KINDS = ("mcq", "asr", "caption", "swift", "text")
 ASR_PROMPT = "Transcribe the audio."
@@ -55,7 +55,7 @@ class SourceSpec:
     prompt: str | None = None  # overrides the kind's instruction (asr, caption)
     hard_weight: float = 1.0  # rows with `hard` true are seen this many times (fractions by a stable hash)
     version: int | None = None  # a run folder's corpus version (latest by default)
-    with_reasoning: bool = True  # mcq: the judged reasoning as target, else only "Answer: X"
+    with_reasoning: bool | Reasoning = "short"  # mcq: trace | short | none (see model.data.mcq_target)
     eval_fraction: float = 0.0  # mcq: clips held out by hash (the evaluation's split) are left out
 
     @property
@@ -189,10 +189,10 @@ def to_sample(spec: SourceSpec, row: dict, url: str, index: int) -> Sample:
     if kind == "mcq":
         from dataflux.mcq import mcq_prompt
 
-        target = row["target"] if spec.with_reasoning and row.get("target") else f"Answer: {row['answer']}"
+        target, think = mcq_target(row, spec.with_reasoning)
         return Sample(sid, str(row.get("clip_id", sid)), load_audio(row["audio"], base),
                       mcq_prompt(row["question"], list(row["options"])), target, spec.system or MCQ_SYSTEM,
-                      row.get("node_path") or "", "mcq")
+                      row.get("node_path") or "", "mcq", think=think)
     if kind in ("asr", "caption"):
         columns = ("text", "transcript", "sentence", "reference") if kind == "asr" else ("caption", "text")
         target = str(_first(row, columns, "the target text", kind))
@@ -358,7 +358,8 @@ class StreamingDataset(torch.utils.data.IterableDataset):
         encoded, audios, families, skipped = [], [], {}, 0
         for family, s in named:
             try:
-                encoded.append(self.processor.encode(s.prompt, s.audio, s.target, s.system, self.max_length))
+                encoded.append(self.processor.encode(s.prompt, s.audio, s.target, s.system, self.max_length,
+                                                     s.think))
             except SampleTooLong:
                 skipped += 1
                 continue

@@ -31,7 +31,7 @@ import torch
 from transformers import get_cosine_schedule_with_warmup
 
 from dataflux.settings import Overrides, Section, load, parse_assignments
-from model.data import CorpusSpec, Sample, length_grouped, mix, read_corpus
+from model.data import CorpusSpec, Reasoning, Sample, length_grouped, mix, read_corpus
 from model.modeling import FREEZE_PRESETS
 from model.processing import IGNORE, SampleTooLong
 from model.stream import SourceSpec, StreamingDataset, loader
@@ -67,7 +67,7 @@ class TrainConfig(Section):
     batch_size: int = 4
     grad_accum: int = 1
     max_length: int = 2048
-    with_reasoning: bool = True
+    with_reasoning: bool | Reasoning = "short"  # trace | short | none: what an mcq target holds (data.mcq_target)
     eval_fraction: float = 0.1
     seed: int = 0
     lora: LoraSettings | None = None  # none: no LoRA; `lora: {}` is LoRA with the defaults
@@ -205,7 +205,8 @@ class Trainer:
         kept, encoded = [], []
         for s in samples:
             try:
-                encoded.append(self.processor.encode(s.prompt, s.audio, s.target, s.system, self.cfg.max_length))
+                encoded.append(self.processor.encode(s.prompt, s.audio, s.target, s.system, self.cfg.max_length,
+                                                     s.think))
                 kept.append(s)
             except SampleTooLong:
                 self.state["skipped_too_long"] += 1  # never truncated inside audio: skipped, counted

@@ -92,6 +92,27 @@ def test_labels_cover_only_the_assistant_text(tiny):
     assert ids.count(processor.audio_pad_id) == 4
 
 
+@pytest.mark.parametrize("mode", ["trace", "short", "none"])
+def test_with_reasoning_trains_on_the_trace_the_reasoning_or_the_answer(tiny, mode):
+    from model.data import mcq_target
+
+    _, processor = tiny
+    row = {"answer": "B", "target": "The pitch is high.\nAnswer: B", "trace": "Around 240 Hz, so option B."}
+    target, think = mcq_target(row, mode)
+    sample = processor.encode("Which pitch?", audio(4000), answer=target, think=think)
+    text = processor.tokenizer.decode(sample["input_ids"])
+    learned = processor.tokenizer.decode([t for t, label in zip(sample["input_ids"], sample["labels"])
+                                          if label != IGNORE])
+    expected = {"trace": "Around 240 Hz, so option B.\n</think>\n\nThe pitch is high.\nAnswer: B",
+                "short": "The pitch is high.\nAnswer: B", "none": "Answer: B"}[mode]
+    assert learned == expected + "<|im_end|>"
+    # the prompt opens the think block for a trace, and closes it empty otherwise (thinking off, as at inference)
+    assert text.endswith("<|im_start|>assistant\n<think>\n" + learned) == (mode == "trace")
+    assert ("<think>\n\n</think>\n\n" + learned in text) == (mode != "trace")
+    assert mcq_target({"answer": "B", "target": "R\nAnswer: B", "trace": None}, "trace") == ("R\nAnswer: B", False)
+    assert mcq_target(row, True) == mcq_target(row, "short") and mcq_target(row, False) == mcq_target(row, "none")
+
+
 def test_truncation_never_cuts_an_audio_span(tiny):
     from model.processing import SampleTooLong
 
