@@ -33,6 +33,11 @@ def test_the_run_prints_the_corpus_and_the_funnel(demo_run):
     assert summary["funnel"]["corpus"] == run.table("corpus").num_rows() > 0
     assert summary["answer_letters"]["balanced"]
     assert summary["answerer_agreement"]["cohen_kappa"] > 0.5
+    blind = summary["text_answerable"]  # the rule check saw every verified item; the card reports its rate
+    assert blind["checked"] == summary["funnel"]["verified"] and blind["rate"] is not None
+    card = (export / "README.md").read_text()
+    assert "## Does the audio matter?" in card and "## Keys per node" in card
+    assert set(summary["keys_per_node"]) == set(summary["taxonomy_coverage"]["kept_per_node"])
 
 
 SPEECH_DOMAINS = ("speaker_traits", "delivery", "emotion_attitude", "content")
