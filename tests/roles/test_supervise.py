@@ -25,10 +25,10 @@ def descendants_after(kill, timeout: float = 20.0) -> list[psutil.Process]:
     actor = subprocess.Popen([sys.executable, "-c", ACTOR], stdout=subprocess.PIPE, text=True)
     supervisor = psutil.Process(int(actor.stdout.readline()))
     deadline = time.monotonic() + 10
-    while len(supervisor.children(recursive=True)) < 2 and time.monotonic() < deadline:
+    while len(supervisor.children(recursive=True)) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
     group = supervisor.children(recursive=True)
-    assert len(group) == 2  # the server and the server's own child
+    assert len(group) == 3  # the watchdog, the server and the server's own child
     kill(actor, supervisor)
     deadline = time.monotonic() + timeout
     alive = [p for p in group if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
@@ -42,6 +42,15 @@ def descendants_after(kill, timeout: float = 20.0) -> list[psutil.Process]:
 
 def test_a_sigkilled_actor_takes_the_server_and_its_children_down():
     assert descendants_after(lambda actor, _: os.kill(actor.pid, signal.SIGKILL)) == []
+
+
+def test_when_ray_sigkills_the_actor_and_its_direct_children_the_watchdog_ends_the_group():
+    def ray_kill(actor, supervisor):
+        supervisor.kill()
+        os.kill(actor.pid, signal.SIGKILL)
+        actor.wait()  # reaped, as the raylet reaps its workers
+
+    assert descendants_after(ray_kill) == []
 
 
 def test_stopping_the_supervisor_stops_the_whole_group():
