@@ -156,7 +156,7 @@ def test_annotate_skip_leaves_chain_entries_out_and_refuses_the_required_ones():
     from dataflux.stages.annotate import AnnotateConfig, build_chain
 
     chain = build_chain(AnnotateConfig(skip=("asr", "speakers", "dnsmos")))
-    assert [s.name for s in chain] == ["decode", "vad", "measure", "pitch", "gender", "describe"]
+    assert [s.name for s in chain] == ["decode", "vad", "measure", "pitch", "gender", "acoustics", "describe"]
     with pytest.raises(ValueError, match="cannot skip decode"):
         build_chain(AnnotateConfig(skip=("decode",)))
     with pytest.raises(ValueError, match="cannot skip whisper"):

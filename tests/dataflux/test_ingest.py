@@ -104,7 +104,11 @@ def test_local_and_ray_runners_give_the_same_clips_table(tmp_path, mixed_source,
     ray_run, ray_stats = ingest(mixed_source, tmp_path / "ray", RayRunner(), config)
     assert clip_table(local).equals(clip_table(ray_run))
     assert local.rejects().equals(ray_run.rejects())
-    assert local_stats.as_dict() | {"seconds": 0} == ray_stats.as_dict() | {"seconds": 0}
+    # the same counts and audio seconds; timing and where it ran (throughput, per node) differ by runner
+    placement = {"seconds", "items_per_s", "audio_hours_per_hour", "per_node", "nodes"}
+    local_counts, ray_counts = ({k: v for k, v in s.as_dict().items() if k not in placement}
+                                for s in (local_stats, ray_stats))
+    assert local_counts == ray_counts and local_counts["audio_seconds"] > 0
 
 
 def write_config(path: Path, **ingest) -> Path:
