@@ -21,13 +21,7 @@ from tests.conftest import ROOT
 PRESETS = ROOT / "model" / "configs"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two torch threads on a shared 2-core machine run the tiny model ~25x slower than one (measured)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/model/conftest.py
 
 
 @pytest.fixture(scope="module")

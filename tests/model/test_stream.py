@@ -19,13 +19,7 @@ from model.train import TrainConfig, Trainer
 from tests.conftest import ROOT
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two torch threads on a shared 2-core machine run the tiny model ~25x slower than one (measured)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/model/conftest.py
 
 
 @pytest.fixture(scope="module")
