@@ -20,13 +20,14 @@ pytestmark = pytest.mark.slow
 CHILD = """
 import json, sys
 from flows.maintain import maintain
-print("RESULT " + json.dumps(maintain(run_dir=sys.argv[1], retention_hours=168)))
+state = maintain(run_dir=sys.argv[1], retention_hours=168, return_state=True)
+print("RESULT " + json.dumps({"run": str(state.state_details.flow_run_id), **state.result()}))
 """
 
 
 def test_maintain_flow_compacts_and_reports_an_artifact(local_prefect, tmp_path):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
     run = fill(RunFolder(tmp_path / "run"), commits=5, per_commit=2, tables=["clips", "annotations"])
     before = run.table("annotations").read()
@@ -39,10 +40,12 @@ def test_maintain_flow_compacts_and_reports_an_artifact(local_prefect, tmp_path)
     assert tables["clips"]["files_deleted"] == 0  # every version is inside the 7-day window
     assert run.table("annotations").read().equals(before)
     with get_client(sync_client=True) as client:
-        wanted = ArtifactFilter(key=ArtifactFilterKey(any_=["dataflux-maintain"]))
+        # this run's artifact: the shared server holds other maintain runs' artifacts under the same key
+        wanted = ArtifactFilter(key=ArtifactFilterKey(any_=["dataflux-maintain"]),
+                                flow_run_id=ArtifactFilterFlowRunId(any_=[result["run"]]))
         artifacts = client.read_artifacts(artifact_filter=wanted)
-    assert artifacts, "no dataflux-maintain artifact"
-    rows = artifacts[-1].data if isinstance(artifacts[-1].data, list) else json.loads(artifacts[-1].data)
+    assert len(artifacts) == 1, f"expected this run's one dataflux-maintain artifact, got {len(artifacts)}"
+    rows = artifacts[0].data if isinstance(artifacts[0].data, list) else json.loads(artifacts[0].data)
     assert {row["table"]: row["live_files_after"] for row in rows} == {"clips": 1, "annotations": 1}
 
 
