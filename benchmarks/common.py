@@ -22,16 +22,19 @@ def best_of(fn, repeats: int = 3) -> float:
 
 
 def write_result(name: str, unit: str, value: float, baseline_name: str, baseline_value: float,
-                 target: str, passed: bool, **extra) -> dict:
-    """`ratio` = value / baseline_value; `target` says in words what `passed` checked."""
+                 target: str, passed: bool, path: Path | None = None, **extra) -> dict:
+    """`ratio` = value / baseline_value (None when the baseline is 0); `target` says in words what `passed`
+    checked. Written to `path`, by default `benchmarks/results/NAME.json`."""
     result = {
         "name": name, "unit": unit, "value": round(value, 4), "baseline_name": baseline_name,
-        "baseline_value": round(baseline_value, 4), "ratio": round(value / baseline_value, 4),
+        "baseline_value": round(baseline_value, 4),
+        "ratio": round(value / baseline_value, 4) if baseline_value else None,
         "target": target, "passed": bool(passed), "cores": os.cpu_count(),
         "cpu": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d"),
         **extra,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    path = Path(path or RESULTS / f"{name}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return result
