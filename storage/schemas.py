@@ -62,6 +62,7 @@ SEGMENT = pa.struct([("start_s", pa.float64()), ("end_s", pa.float64())])
 WORD = pa.struct([("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()),
                   ("prob", pa.float64())])
 F, S, B, I = pa.float64(), pa.string(), pa.bool_(), pa.int32()
+TURN = pa.struct([("start_s", F), ("end_s", F), ("speaker", I)])
 
 ANNOTATIONS = pa.schema([
     pa.field("clip_id", S, nullable=False),
@@ -81,7 +82,7 @@ ANNOTATIONS = pa.schema([
     _unit("num_words", I, "words"),
     _unit("gender", S, "male|female"), _unit("gender_confidence", F, "0-1"),
     _unit("gender_source", S, "voice2gender|f0_rule"),
-    _unit("num_speakers", I, "speakers"),
+    _unit("num_speakers", I, "speakers"), _unit("num_turns", I, "turns"), _unit("speaker_turns", pa.list_(TURN), "s"),
     _unit("onset_count", I, "events"), _unit("tempo_bpm", F, "BPM"),
     _unit("harmonic_ratio", F, "0 percussive .. 1 tonal"), _unit("tone_hz", F, "Hz"), _unit("rt60_s", F, "s"),
     _unit("bandwidth_hz", F, "Hz"), _unit("dynamic_range_db", F, "dB"),

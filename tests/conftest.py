@@ -35,6 +35,18 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Two torch threads on a shared 2-core machine run small models many times slower than one (measured
+    ~25x for the tiny Eureka model)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def mixed_source(tmp_path) -> Path:
     """The demo audio plus the bad inputs; bad inputs sort after the demo so the demo keeps its clips."""

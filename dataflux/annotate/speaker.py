@@ -1,5 +1,5 @@
-"""Speaker traits: gender (voice2gender, bundled XGBoost model) and the number of speakers
-(Resemblyzer speaker embeddings over sliding windows, then agglomerative clustering)."""
+"""Speaker traits: gender (voice2gender, bundled XGBoost model) and who speaks when (speaker turns from
+Resemblyzer embeddings: dataflux/annotate/diarize.py)."""
 
 from __future__ import annotations
 
@@ -54,40 +54,34 @@ class Gender(Analyzer):
         return {"gender": gender, "gender_confidence": float(result["confidence"]), "gender_source": source}
 
 
-class SpeakerCount(Analyzer):
-    """Clusters 1.6 s partial embeddings; clips with fewer than 2 partials have one speaker."""
+class Speakers(Analyzer):
+    """Speaker turns (dataflux/annotate/diarize.py); the speaker count and the number of turns come from them."""
 
     name = "speakers"
-    fields = {"num_speakers": "speakers"}
+    fields = {"num_speakers": "speakers", "num_turns": "turns", "speaker_turns": "s"}
     speech_only = True
 
-    def __init__(self, distance_threshold: float = 0.45, resources: Resources | None = None):
+    def __init__(self, same_speaker: float = 0.89, resources: Resources | None = None):
         super().__init__(resources)
-        # Average-linkage cosine distance at which clusters stay apart. On the demo voices one voice merges
-        # below 0.39 (even across pitch levels) and two voices only above 0.54.
-        self.distance_threshold = distance_threshold
+        self.same_speaker = same_speaker
 
     def setup(self) -> None:
         import torch
+
+        from dataflux.annotate.diarize import Diarizer
 
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
             from resemblyzer import VoiceEncoder
 
-            self.encoder = VoiceEncoder("cpu", verbose=False)
+            self.diarize = Diarizer(VoiceEncoder("cpu", verbose=False), same_speaker=self.same_speaker)
         except Exception as e:
             raise ModelLoadError("annotate.speakers", "resemblyzer VoiceEncoder (bundled)", e) from e
 
     def analyze(self, audio: np.ndarray, item: dict) -> dict:
-        from scipy.cluster.hierarchy import fcluster, linkage
-
-        speech = speech_only_audio(audio, item)
-        if len(speech) < 2 * TARGET_SR:
-            return {"num_speakers": 1}
-        _, partials, _ = self.encoder.embed_utterance(speech.astype(np.float32), return_partials=True)
-        if len(partials) < 2:
-            return {"num_speakers": 1}
-        tree = linkage(partials, method="average", metric="cosine")
-        labels = fcluster(tree, t=self.distance_threshold, criterion="distance")
-        return {"num_speakers": int(len(set(labels)))}
+        turns = self.diarize(audio, item.get("speech_segments"))
+        if not turns:
+            return {"num_speakers": 1, "num_turns": 1,
+                    "speaker_turns": [{"start_s": 0.0, "end_s": len(audio) / TARGET_SR, "speaker": 0}]}
+        return {"num_speakers": len({t["speaker"] for t in turns}), "num_turns": len(turns), "speaker_turns": turns}

@@ -21,7 +21,7 @@ from dataflux.annotate.caption import AnyCaptionConfig, CaptionConfig, Captioner
 from dataflux.annotate.pitch import Pitch
 from dataflux.annotate.quality import Dnsmos
 from dataflux.annotate.signal import DecodeClips, Levels, Snr
-from dataflux.annotate.speaker import Gender, SpeakerCount
+from dataflux.annotate.speaker import Gender, Speakers
 from dataflux.annotate.tags import TagThresholds, Tagger
 from dataflux.annotate.vad import SileroVad
 from dataflux.runners.base import Runner, StageStats, TablePass, run_chain
@@ -60,7 +60,7 @@ class AnnotateConfig(Section):
     tags: TagThresholds = TagThresholds()
     vad_threshold: float = 0.5
     min_speech_ratio: float = 0.15
-    speaker_distance: float = 0.45
+    speaker_similarity: float = 0.89  # speaker turns: two halves of a clip less alike than this are two voices
     batch_size: int = 4
     threads: int = 0  # CPU threads per model; 0: every core (in-process). Set 1 when Ray runs many actors.
     resources: dict[ChainEntry, EntryResources] = {}  # e.g. {asr: {num_gpus: 1}}
@@ -99,7 +99,7 @@ def build_chain(config: AnnotateConfig) -> list[Stage]:
     asr = config.asr if config.asr.cpu_threads or not config.threads else config.asr.model_copy(
         update={"cpu_threads": config.threads})
     vad = SileroVad(config.vad_threshold, config.min_speech_ratio, resources=res("vad"))
-    speakers = SpeakerCount(config.speaker_distance, resources=res("speakers"))
+    speakers = Speakers(config.speaker_similarity, resources=res("speakers"))
     vad.threads = speakers.threads = config.threads
     unknown = set(config.skip) - (set(DEFAULT_CPUS) - REQUIRED)
     if unknown:

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from dataflux.annotate.speaker import SpeakerCount
+from dataflux.annotate.speaker import Speakers
 from dataflux.annotate.tags import TagThresholds
 from dataflux.audio import decode, encode_flac, to_mono_16k, to_pcm16
 from dataflux.generate.writers import TemplateWriter
@@ -56,7 +56,7 @@ def test_two_similar_voices_counted_as_one_are_not_published_as_a_plain_verified
     parts = [to_mono_16k(decode((DEMO_AUDIO / name).read_bytes())).astype(np.float32)
              for name in ("005_en_male_medium_normal.m4a", "030_de_male.m4a")]
     audio = np.concatenate([parts[0], np.zeros(4000, np.float32), parts[1]])
-    annotator = SpeakerCount()
+    annotator = Speakers()
     annotator.setup()
     assert annotator.analyze(audio, {})["num_speakers"] == 1  # wrong: there are two voices
     annotation = {"clip_id": "c_two", "tag_content": "speech", "num_speakers": 1, "tag_speakers": "single"}
