@@ -160,14 +160,16 @@ def train_condition(data: Path, out: Path, steps: int, batch_size: int, seed: in
 def evaluate_condition(checkpoint: Path, questions: Path, out: Path) -> list[dict]:
     """Greedy answers to the held-out questions (model/evaluate.py), one row per item. An item is right when
     the words the model says before its "Answer: X" line name the key's option (the project's parser, option
-    text rule: `dataflux.mcq.extract_letter`); `letter_correct` is the evaluator's own verdict on the letter."""
+    text rule: `dataflux.mcq.extract_letter`), or the letter when it says nothing else; `letter_correct` is the
+    evaluator's own verdict on the letter."""
     from dataflux.mcq import extract_letter, split_final_answer
     from model.evaluate import EvalConfig, evaluate
 
     evaluate(str(checkpoint), str(questions), out, EvalConfig(batch_size=32, max_new_tokens={"mcq": 64}))
     rows = []
     for s in map(json.loads, (out / "scored.jsonl").read_text().splitlines()):
-        said, how = extract_letter(split_final_answer(s["prediction"]), s["options"])
+        words = split_final_answer(s["prediction"])  # nothing left when the model says only "Answer: X"
+        said, how = extract_letter(words if words.strip() else s["prediction"], s["options"])
         rows.append({"id": s["id"], "category": s["category"], "correct": said == s["gold"], "parse": how,
                      "letter_correct": s["correct"]})
     return rows
@@ -371,13 +373,15 @@ def verdict(deltas: dict, conditions: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clips", type=int, default=600, help="training clips synthesized (default 600)")
+    ap.add_argument("--clips", type=int, default=500, help="training clips synthesized (default 500)")
     ap.add_argument("--held-out", type=int, default=200, help="held-out clips of unseen voices (default 200)")
-    ap.add_argument("--steps", type=int, default=1200, help="optimizer steps per condition (default 1200)")
+    ap.add_argument("--steps", type=int, default=1000, help="optimizer steps per condition (default 1000)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", help="working folder (default: a temporary one, removed at the end)")
     ap.add_argument("--out", type=Path, default=RESULTS / "ablation.json")
+    ap.add_argument("--target", choices=("short", "none"), default="short",
+                    help="short: the key option's words, then 'Answer: X' (default); none: only 'Answer: X'")
     ap.add_argument("--listeners", default="whisper,signal", help="the two analyzer stacks (default whisper,signal)")
     ap.add_argument("--quick", action="store_true",
                     help="checks the path in about a minute: 16 clips, 4 held out, 2 steps of 4, two signal "
@@ -409,7 +413,7 @@ def main() -> None:
     with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
         runs = list(pool.map(run_condition, CONDITIONS, [data[c] for c in CONDITIONS], [str(work)] * 4,
                              [str(work / "held_out.jsonl")] * 4, [args.steps] * 4, [args.batch_size] * 4,
-                             [args.seed] * 4))
+                             [args.seed] * 4, [args.target] * 4))
     phases["train_and_evaluate"] = time.perf_counter() - start
     conditions, scored = {}, {}
     for run in runs:
@@ -439,7 +443,8 @@ def main() -> None:
         config={"clips": args.clips, "held_out_clips": args.held_out, "held_out_items": len(questions),
                 "steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "leaves": list(LEAVES),
                 "train_voices": TRAIN_VOICES, "held_out_voices": HELD_OUT_VOICES, "model": "tiny",
-                "target": "the key option's words, then Answer: X; scored by the words", "listeners": list(stacks),
+                "target": args.target, "scored_by": "the option the model's words name (letter_accuracy: its letter)",
+                "listeners": list(stacks),
                 "quick": args.quick},
         pipeline={"wall_s": round(phases["pipeline"], 1), "clips": len(read_table(run_dir, "clips", ["clip_id"])),
                   "questions": len(sets["unverified"]), "kept": len(sets["verified"]),
