@@ -218,15 +218,15 @@ class LLMClient:
             message = choice.get("message") or {}
         except (KeyError, IndexError, TypeError, AttributeError):
             raise _Invalid(f"not a chat completion: {str(reply)[:200]}") from None
-        if choice.get("finish_reason") in ("length", "content_filter"):
-            raise _Invalid(f"finish_reason={choice['finish_reason']}")
-        text = message.get("content") or ""
-        parsed = parse_structured(schema, text) if schema else None  # ValidationError -> retry
-        usage = reply.get("usage") or {}
+        usage = reply.get("usage") or {}  # billed even when the reply is then refused (truncated, invalid)
         self.usage.prompt_tokens += usage.get("prompt_tokens", 0) or 0
         self.usage.completion_tokens += usage.get("completion_tokens", 0) or 0
         self.usage.cost += ((usage.get("prompt_tokens", 0) or 0) * self.endpoint.price_in_per_1k
                             + (usage.get("completion_tokens", 0) or 0) * self.endpoint.price_out_per_1k) / 1000
+        if choice.get("finish_reason") in ("length", "content_filter"):
+            raise _Invalid(f"finish_reason={choice['finish_reason']}")
+        text = message.get("content") or ""
+        parsed = parse_structured(schema, text) if schema else None  # ValidationError -> retry
         return Completion(text, parsed, usage, False, body, _reasoning(message))
 
     def _classify(self, e: Exception) -> tuple[bool, str, float | None, str | None]:
