@@ -82,7 +82,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dataflux-inference-"))
     model = build_audio_lm(work / "audio")
     batch = items(args.requests)
-    system = "Answer the multiple-choice question about the audio."
+    from importlib import resources
+
+    system = resources.files("dataflux").joinpath("prompts/answerer/v1.system.txt").read_text()  # the stage's own
     conversations = [answerer_messages(item, system) for item in batch]
     (work / "prompts.json").write_text(json.dumps(conversations))
     engine = dict(model=str(model), dtype="float32", max_model_len=1024, gpu_memory_utilization=0.1,
