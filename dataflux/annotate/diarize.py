@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-SR = 16000
-HOP = SR // 100  # resemblyzer's mel frames: 10 ms
+from dataflux.audio import TARGET_SR
+
+HOP = TARGET_SR // 100  # resemblyzer's mel frames: 10 ms
 
 
 def speech_mask(audio: np.ndarray, segments: list[dict] | None) -> np.ndarray:
@@ -141,7 +142,6 @@ class Diarizer:
             labels[idx[halves]] = new
             queue += [k, new]
         return labels
-
 
     def own_seconds(self, mine: np.ndarray, theirs: np.ndarray) -> float:
         end = int(max(mine.max(), theirs.max())) + self.WINDOW

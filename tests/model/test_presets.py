@@ -21,7 +21,7 @@ from tests.conftest import ROOT
 PRESETS = ROOT / "model" / "configs"
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/model/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

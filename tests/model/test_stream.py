@@ -19,7 +19,7 @@ from model.train import TrainConfig, Trainer
 from tests.conftest import ROOT
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/model/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
