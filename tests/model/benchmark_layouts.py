@@ -71,6 +71,42 @@ def kaldi(root: Path) -> Path:
     return data
 
 
+WENETSPEECH_TEXTS = {  # utterance id -> (recording id, transcript); three utterances share one recording
+    "TEST_MEETING_T0000000001_S00000": ("TEST_MEETING_T0000000001", "我们先看一下这个方案"),
+    "TEST_MEETING_T0000000001_S00001": ("TEST_MEETING_T0000000001", "预算还需要再讨论"),
+    "TEST_MEETING_T0000000001_S00002": ("TEST_MEETING_T0000000001", "好的下周再开会"),
+    "TEST_MEETING_T0000000002_S00000": ("TEST_MEETING_T0000000002", "大家好"),
+}
+WENETSPEECH_GAP, WENETSPEECH_UTT = 0.2, 0.4  # seconds of silence before each utterance, seconds of each
+
+
+def wenetspeech(root: Path) -> Path:
+    """WenetSpeech test_meeting as its Kaldi preparation (wenetspeech's extract_meta.py) writes it: wav.scp names
+    long recordings (Opus files under audio/), segments cuts utterances from them, text holds the transcripts.
+    Utterance k of a recording is the tone `tone(k + 3 * r)` (r: the recording's number), after a short gap."""
+    data = root / "WenetSpeech" / "data" / "test_meeting"
+    (data.parent.parent / "audio" / "test_meeting").mkdir(parents=True)
+    data.mkdir(parents=True)
+    recordings: dict[str, list[str]] = {}
+    for utt, (rec, _) in WENETSPEECH_TEXTS.items():
+        recordings.setdefault(rec, []).append(utt)
+    scp, segments = [], []
+    for r, (rec, utts) in enumerate(recordings.items()):
+        gap = np.zeros(int(WENETSPEECH_GAP * SR), np.float32)
+        parts = [gap]
+        for k, utt in enumerate(utts):
+            start = WENETSPEECH_GAP + k * (WENETSPEECH_GAP + WENETSPEECH_UTT)
+            segments.append(f"{utt} {rec} {start:.2f} {start + WENETSPEECH_UTT:.2f}")
+            parts += [tone(k + 3 * r, WENETSPEECH_UTT), gap]
+        audio = data.parent.parent / "audio" / "test_meeting" / f"{rec}.opus"
+        sf.write(audio, np.concatenate(parts), SR, format="OGG", subtype="OPUS")
+        scp.append(f"{rec} {audio}")  # the recipe writes absolute paths
+    (data / "wav.scp").write_text("\n".join(scp) + "\n")
+    (data / "segments").write_text("\n".join(segments) + "\n")
+    (data / "text").write_text("".join(f"{u} {t}\n" for u, (_, t) in WENETSPEECH_TEXTS.items()), encoding="utf-8")
+    return data
+
+
 def mmau(root: Path) -> Path:
     folder = root / "MMAU"
     (folder / "test-mini-audios").mkdir(parents=True)

@@ -105,6 +105,39 @@ def test_a_field_missing_names_the_field(tmp_path):
         read_benchmark("kaldi", str(kaldi))
 
 
+def test_a_kaldi_set_with_segments_is_cut_from_its_recordings_each_decoded_once(tmp_path, monkeypatch):
+    """WenetSpeech as its Kaldi preparation writes it: `text`, `segments` and a wav.scp of long recordings."""
+    import model.benchmarks.asr as asr
+    from model.benchmarks.common import read_audio
+    from tests.model.benchmark_layouts import SR, WENETSPEECH_TEXTS, WENETSPEECH_UTT, wenetspeech
+
+    path = wenetspeech(tmp_path / "data")
+    decoded = []
+    monkeypatch.setattr(asr, "read_audio", lambda p: decoded.append(p) or read_audio(p))
+    samples = read_benchmark("kaldi", str(path))
+    assert len(decoded) == 2  # two recordings, four utterances
+    assert [s.id for s in samples] == list(WENETSPEECH_TEXTS)
+    assert [s.reference["reference"] for s in samples] == [t for _, t in WENETSPEECH_TEXTS.values()]
+    # each cut is its utterance's tone (recording r, utterance k: 220 + 40 * (k + 3r) Hz), not a neighbour's
+    for s, want in zip(samples, [220, 260, 300, 340]):
+        assert abs(len(s.audio) - WENETSPEECH_UTT * SR) <= 1
+        peak = np.argmax(np.abs(np.fft.rfft(s.audio))) * SR / len(s.audio)
+        assert abs(peak - want) < 5, (s.id, peak, want)
+    summary = evaluate("tiny", str(path), tmp_path / "out", FAST, benchmark="kaldi")
+    assert summary["metrics"]["asr"]["n"] == 4 and summary["metrics"]["asr"]["wer"] is not None
+
+    # a segment naming a recording wav.scp lacks is one clear error
+    scp = (path / "wav.scp").read_text().splitlines()
+    (path / "wav.scp").write_text(scp[0] + "\n")
+    with pytest.raises(LayoutError, match="recording TEST_MEETING_T0000000002, which wav.scp does not list"):
+        read_benchmark("kaldi", str(path))
+    # and so is a transcript without a segment
+    (path / "wav.scp").write_text("\n".join(scp) + "\n")
+    (path / "segments").write_text("\n".join((path / "segments").read_text().splitlines()[1:]) + "\n")
+    with pytest.raises(LayoutError, match="text has TEST_MEETING_T0000000001_S00000, segments does not"):
+        read_benchmark("kaldi", str(path))
+
+
 # MMAU's official rule (Sakshi113/MMAU evaluation.py) on tricky predictions; ours beside it.
 CHOICES = ["Man", "Woman", "Child", "Robot"]
 ARTICLES = ["A child", "A woman", "An adult man", "A teenager"]
