@@ -4,6 +4,8 @@
 - `dataflux-quality-regressed`: the `dataflux.quality.regressed` event, which the synthesize flow emits
   when a newly published corpus version is worse than the previous one beyond the configured bounds
   (`dataflux.history.QualityBounds`: yield per stage, answerer kappa, answer-letter balance, coverage).
+- `eureka-evaluation-regressed`: the `eureka.evaluation.regressed` event, which the evaluate flow emits
+  when a retrained checkpoint scores worse than the best so far beyond its bound (flows/evaluate.py).
 
 The notification goes to a block: by default a custom-webhook block (`custom-webhook/dataflux-alerts`,
 created from `dataflux deploy --alerts-webhook URL`) that POSTs `{"subject": ..., "body": ...}`; any
@@ -21,6 +23,8 @@ DEFAULT_BLOCK = "custom-webhook/dataflux-alerts"
 FLOW_NAMES = ("dataflux-synthesize", "dataflux-maintain", "eureka-train", "eureka-evaluate", "eureka-retrain")
 FAILED = "dataflux-flow-run-failed"
 REGRESSED = "dataflux-quality-regressed"
+EVAL_EVENT = "eureka.evaluation.regressed"
+EVAL_REGRESSED = "eureka-evaluation-regressed"
 
 FAILED_SUBJECT = "DataFlux: flow run {{ flow_run.name }} of {{ flow.name }} is {{ flow_run.state.name }}"
 FAILED_BODY = """Flow run {{ flow_run.name }} of {{ flow.name }} entered {{ flow_run.state.name }}.
@@ -30,6 +34,8 @@ flow run: {{ flow_run|ui_url }}"""
 REGRESSED_SUBJECT = ("DataFlux: corpus quality regressed in {{ event.payload.run_dir }} "
                      "(version {{ event.payload.version }})")
 REGRESSED_BODY = "{{ event.payload.message }}"
+EVAL_SUBJECT = ("Eureka: evaluation score regressed for {{ event.payload.checkpoint }} "
+                "({{ event.payload.metric }} {{ event.payload.best }} -> {{ event.payload.new }})")
 
 
 def save_webhook_block(url: str, name: str = "dataflux-alerts") -> str:
@@ -64,6 +70,10 @@ def ensure_alerts(block: str = DEFAULT_BLOCK, flows: tuple[str, ...] = FLOW_NAME
                                              posture=Posture.Reactive, threshold=1),
                         subject=REGRESSED_SUBJECT, body=REGRESSED_BODY,
                         description="notify when a published corpus version is worse than the previous one"),
+        EVAL_REGRESSED: dict(trigger=EventTrigger(expect={EVAL_EVENT}, match={"prefect.resource.id": "eureka.checkpoint.*"},
+                                                  posture=Posture.Reactive, threshold=1),
+                             subject=EVAL_SUBJECT, body=REGRESSED_BODY,
+                             description="notify when a retrained checkpoint scores worse than the best so far"),
     }
     if max_duration is not None:
         wanted["dataflux-flow-run-too-long"] = dict(

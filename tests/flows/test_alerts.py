@@ -1,6 +1,7 @@
 """Alerts reach a real HTTP receiver through Prefect automations on the real server: a failing flow run
-(a synthesize run with a bad config) and a planted quality regression (a corpus version whose answer
-letters are all "A"), each with the run link and the figures in the message.
+(a synthesize run with a bad config), a planted quality regression (a corpus version whose answer
+letters are all "A") and a planted evaluation-score regression (a retrained checkpoint whose accuracy
+fell beyond its interval), each with the run link and the figures in the message.
 
 Flows run in child processes; the Prefect server's automation services send the notifications."""
 
@@ -57,7 +58,7 @@ def alerts(local_prefect):
     """`dataflux deploy --alerts-webhook URL` (in a child process) pointed at a fresh receiver."""
     from prefect.client.orchestration import get_client
 
-    from flows.alerts import FAILED, REGRESSED, remove_automation
+    from flows.alerts import EVAL_REGRESSED, FAILED, REGRESSED, remove_automation
 
     receiver = Receiver()
     r = subprocess.run([sys.executable, "-m", "dataflux.cli", "deploy", "--only", "dataflux-maintain",
@@ -65,7 +66,7 @@ def alerts(local_prefect):
                        capture_output=True, text=True, cwd=ROOT, timeout=300, env=local_prefect.env())
     assert r.returncode == 0, r.stderr[-3000:]
     made = [line.split()[1].rstrip(":") for line in r.stdout.splitlines() if line.startswith("automation ")]
-    assert sorted(made) == sorted([FAILED, REGRESSED, "dataflux-flow-run-too-long"]), r.stdout
+    assert sorted(made) == sorted([FAILED, REGRESSED, EVAL_REGRESSED, "dataflux-flow-run-too-long"]), r.stdout
     yield receiver
     with get_client(sync_client=True) as client:  # the shared server: other tests count its deployments
         client.delete_deployment(client.read_deployment_by_name("dataflux-maintain/dataflux-maintain").id)
@@ -133,4 +134,38 @@ def test_a_planted_quality_regression_is_announced_with_its_figures(alerts, loca
     body = message["body"]
     assert "- letters_chi2_p: 1.0 -> " in body and "bound: p >= 0.01" in body, body
     assert '"A": 18' in body and "24 items, 16 new" in body, body
+    assert "flow run: http://127.0.0.1:" in body and "/runs/flow-run/" in body, body
+
+
+EVALUATE = """
+import json, sys
+from prefect import flow
+from flows.evaluate import announce
+from model.scoring import compare
+
+@flow(name="eureka-evaluate")
+def go(best: dict, new: dict):
+    verdict = {**compare(best, new), "best": best["checkpoint"]}
+    return announce(new["checkpoint"], new, verdict, best, "report.md", 0.0, "runs/x@3")
+
+print("RESULT " + json.dumps(go(json.loads(sys.argv[1]), json.loads(sys.argv[2]))))
+"""
+
+
+def test_a_planted_evaluation_score_regression_is_announced_with_its_figures(alerts, local_prefect):
+    """The retrained checkpoint answers 60% of 200 held-out items where the best answered 80% of 200: the
+    drop (0.2) is beyond the 95% interval of the difference (0.0877), so the evaluate flow's event
+    reaches the receiver through the `eureka-evaluation-regressed` automation."""
+    best = {"checkpoint": "models/train-v2/final", "metrics": {"mcq": {"accuracy": 0.8, "n": 200}}}
+    new = {"checkpoint": "models/train-v3/final", "metrics": {"mcq": {"accuracy": 0.6, "n": 200}}}
+    r = subprocess.run([sys.executable, "-c", EVALUATE, json.dumps(best), json.dumps(new)], capture_output=True,
+                       text=True, cwd=ROOT, timeout=300, env=local_prefect.env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    found = json.loads(next(x for x in r.stdout.splitlines() if x.startswith("RESULT "))[7:])
+    assert found["metric"] == "mcq.accuracy" and found["interval"] == 0.0877, found
+    message = alerts.wait_for("models/train-v3/final")
+    assert "evaluation score regressed" in message["subject"] and "0.8 -> 0.6" in message["subject"], message
+    body = message["body"]
+    assert "- mcq.accuracy: 0.8 -> 0.6 (-0.2; bound 0.0877" in body and "models/train-v2/final" in body, body
+    assert "200 (best) and 200 (new)" in body and "on runs/x@3" in body, body
     assert "flow run: http://127.0.0.1:" in body and "/runs/flow-run/" in body, body
