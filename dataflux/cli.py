@@ -14,6 +14,7 @@ from storage.tables import StorageError
 EXIT_BAD_ARGS = 2
 EXIT_STRICT = 3
 EXIT_STORAGE = 4  # a table or run.json could not be written
+EXIT_REGRESSION = 1  # compare --fail-on-regression: a benchmark regressed beyond its 95% interval
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
                                              "bootstrap 95%% intervals (B against A)")
     compare.add_argument("a")
     compare.add_argument("b")
+    compare.add_argument("--fail-on-regression", action="store_true",
+                         help=f"exit with {EXIT_REGRESSION} when any benchmark regresses beyond its 95%% interval "
+                              "(two suite runs only; without it compare exits 0 whatever it finds)")
     compare.set_defaults(func=cmd_compare)
     model = sub.add_parser("model", help="Eureka-Audio model utilities")
     model_sub = model.add_subparsers(dest="model_command", required=True, metavar="SUBCOMMAND")
@@ -391,7 +395,10 @@ def cmd_compare(args) -> int:
         result = compare_runs(args.a, args.b)
         print(compare_markdown(result))
         print(f"regressions beyond the 95% interval: {', '.join(result['regressions']) or 'none'}")
-        return 0
+        return EXIT_REGRESSION if args.fail_on_regression and result["regressions"] else 0
+    if args.fail_on_regression:
+        raise BadArgument("--fail-on-regression", "needs two suite runs' folders (with table.json): only they "
+                                                  "have intervals to judge a regression by")
     result = compare(_summary_file("A", args.a), _summary_file("B", args.b))
     for row in result["metrics"]:
         verdict = "better" if row["b_better"] else "tie" if row["tie"] else "worse"

@@ -89,6 +89,35 @@ def test_compare_flags_a_regression_only_beyond_the_interval(tmp_path, flips, ve
     assert (result["regressions"] == ["MMSU"]) == (verdict == "regression")
 
 
+@pytest.mark.parametrize("flips,code", [(25, 1), (1, 0), (-10, 0)])  # regression, within noise, improvement
+def test_compare_fail_on_regression_exits_1_only_for_a_regression_beyond_the_interval(tmp_path, capsys, flips,
+                                                                                       code):
+    from dataflux.cli import main
+
+    a = [{"id": str(i), "correct": i < 40} for i in range(50)]
+    b = [{"id": s["id"], "correct": (not s["correct"]) if (int(s["id"]) < flips if flips > 0 else
+                                                            40 <= int(s["id"]) < 40 - flips) else s["correct"]}
+         for s in a]
+    run_a, run_b = _run(tmp_path / "a", "MMSU", "accuracy", True, a), _run(tmp_path / "b", "MMSU", "accuracy", True, b)
+    assert main(["compare", str(run_a), str(run_b)]) == 0  # without the flag: a report, never a failure
+    shown = capsys.readouterr().out
+    assert main(["compare", str(run_a), str(run_b), "--fail-on-regression"]) == code
+    assert capsys.readouterr().out == shown  # the same report either way
+    assert ("regressions beyond the 95% interval: MMSU" in shown) == (code == 1)
+
+
+def test_compare_fail_on_regression_is_in_help_and_refused_for_two_summaries(tmp_path, capsys):
+    from dataflux.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    assert "--fail-on-regression" in capsys.readouterr().out
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"metrics": {"mcq": {"accuracy": 0.5, "n": 10}}}))
+    assert main(["compare", str(summary), str(summary), "--fail-on-regression"]) == 2
+    assert "two suite runs" in capsys.readouterr().err
+
+
 def test_a_higher_wer_is_a_regression(tmp_path):
     a = [{"id": str(i), "S": 0, "D": 0, "I": 0, "N": 10} for i in range(30)]
     b = [{"id": str(i), "S": 3, "D": 1, "I": 0, "N": 10} for i in range(30)]
