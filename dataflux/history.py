@@ -21,7 +21,17 @@ STAGE_PAIRS = (("inputs", "clips"), ("clips", "annotated"), ("annotated", "quest
 # The figures compared between versions, in the order they are shown.
 FIGURES = ("corpus_rows", "new_items", "inputs", "clips", "annotated", "questions", "verified", "kept",
            *[f"yield_{a}_{b}" for a, b in STAGE_PAIRS], "kappa", "both_answered", "letters_chi2_p",
-           "nodes_covered", "nodes_total")
+           "nodes_covered", "nodes_total", "text_answerable_rate", "text_answerable_checked")
+# Figures kept only inside the row's `summary` JSON (no column of their own, so corpus_history tables
+# written before they existed need no schema change): `history()` and `history_row` derive them.
+DERIVED = ("text_answerable_rate", "text_answerable_checked")
+
+
+def derived(summary: dict) -> dict:
+    """The blind-answerable rate (report.text_answerable_rates): share of verified items a text-only
+    answerer gets right, and how many items were checked; None where it was not measured."""
+    blind = summary.get("text_answerable") or {}
+    return {"text_answerable_rate": blind.get("rate"), "text_answerable_checked": blind.get("checked")}
 
 
 def history_row(summary: dict, previous_rows: int | None = None) -> dict:
@@ -44,6 +54,7 @@ def history_row(summary: dict, previous_rows: int | None = None) -> dict:
         "nodes_covered": coverage.get("nodes_covered"), "nodes_total": coverage.get("nodes_total"),
         "kept_per_node": json.dumps(coverage.get("kept_per_node", {}), sort_keys=True),
         "summary": json.dumps({k: v for k, v in summary.items() if k != "measures"}, sort_keys=True, default=str),
+        **derived(summary),
     }
 
 
@@ -71,14 +82,19 @@ def backfill(run: RunFolder) -> list[int]:
 
 
 def history(run: RunFolder) -> pa.Table:
-    return run.table("corpus_history").read()
+    """The corpus_history table with the DERIVED figures as columns (from each row's summary JSON)."""
+    table = run.table("corpus_history").read()
+    extra = [derived(json.loads(s) if s else {}) for s in table["summary"].to_pylist()]
+    table = table.append_column("text_answerable_rate", pa.array([e["text_answerable_rate"] for e in extra],
+                                                                 pa.float64()))
+    return table.append_column("text_answerable_checked", pa.array([e["text_answerable_checked"] for e in extra],
+                                                                   pa.int64()))
 
 
 def figures(run: RunFolder, version: int) -> dict | None:
-    table = run.table("corpus_history")
-    if not table.exists():
+    if not run.table("corpus_history").exists():
         return None
-    rows = [r for r in table.read().to_pylist() if r["corpus_version"] == version]
+    rows = [r for r in history(run).to_pylist() if r["corpus_version"] == version]
     return rows[0] if rows else None
 
 
@@ -146,6 +162,8 @@ class QualityBounds(BaseModel):
     min_letters_p: float = Field(0.01, ge=0, le=1, description="answer-letter balance: chi-square p falling below "
                                                                "this (from at or above it) is a regression")
     max_nodes_lost: int = Field(0, ge=0, description="taxonomy leaves with items")
+    max_text_answerable_rise: float = Field(0.05, ge=0, description="blind-answerable rate (share of verified "
+                                            "items a text-only answerer gets right): 0.04 -> 0.12 rises 0.08")
 
 
 def regressions(previous: dict, new: dict, bounds: QualityBounds | None = None) -> list[dict]:
@@ -174,6 +192,10 @@ def regressions(previous: dict, new: dict, bounds: QualityBounds | None = None) 
     if known("nodes_covered"):
         check("nodes_covered", b.max_nodes_lost, previous["nodes_covered"] - new["nodes_covered"] > b.max_nodes_lost,
               f"nodes lost <= {b.max_nodes_lost}")
+    if known("text_answerable_rate"):
+        check("text_answerable_rate", b.max_text_answerable_rise,
+              new["text_answerable_rate"] - previous["text_answerable_rate"] > b.max_text_answerable_rise + 1e-12,
+              f"rise <= {b.max_text_answerable_rise}")
     return found
 
 

@@ -3,7 +3,8 @@
 - `dataflux-flow-run-failed`: a flow run of one of our flows enters Failed or Crashed.
 - `dataflux-quality-regressed`: the `dataflux.quality.regressed` event, which the synthesize flow emits
   when a newly published corpus version is worse than the previous one beyond the configured bounds
-  (`dataflux.history.QualityBounds`: yield per stage, answerer kappa, answer-letter balance, coverage).
+  (`dataflux.history.QualityBounds`: yield per stage, answerer kappa, answer-letter balance, coverage,
+  blind-answerable rate).
 - `eureka-evaluation-regressed`: the `eureka.evaluation.regressed` event, which the evaluate flow emits
   when a retrained checkpoint scores worse than the best so far beyond its bound (flows/evaluate.py).
 
