@@ -226,13 +226,37 @@ def _plots(s: dict, folder: Path) -> list[str]:
     return made
 
 
-def write_report(s: dict, folder: Path) -> None:
-    """README.md (the data card), report.html with plots/ and summary.json, into `folder`."""
+def over_time(rows: list[dict]) -> dict:
+    """Quality across published versions from `corpus_history` rows (dataflux.history): per version the
+    items, yield per stage, answerer agreement, answer-letter balance and coverage; and the kept items
+    per taxonomy node, one column per version."""
+    from dataflux.history import STAGE_PAIRS
+
+    rows = sorted(rows, key=lambda r: r["corpus_version"])
+    per_node = {r["corpus_version"]: json.loads(r.get("kept_per_node") or "{}") for r in rows}
+    nodes = sorted({n for counts in per_node.values() for n in counts})
+    return {
+        "stages": [f"{a}->{b}" for a, b in STAGE_PAIRS],
+        "versions": [{"version": r["corpus_version"], "recorded_at": r["recorded_at"], "corpus_rows": r["corpus_rows"],
+                      "new_items": r["new_items"], "yield": [r.get(f"yield_{a}_{b}") for a, b in STAGE_PAIRS],
+                      "kappa": r["kappa"], "both_answered": r["both_answered"], "letters_chi2_p": r["letters_chi2_p"],
+                      "letters_balanced": r["letters_balanced"],
+                      "letter_counts": json.loads(r.get("letter_counts") or "{}"),
+                      "text_answerable_rate": r.get("text_answerable_rate"),
+                      "nodes_covered": r["nodes_covered"], "nodes_total": r["nodes_total"]} for r in rows],
+        "nodes": [{"node": n, "counts": [per_node[r["corpus_version"]].get(n, 0) for r in rows]} for n in nodes],
+    }
+
+
+def write_report(s: dict, folder: Path, history: list[dict] | None = None) -> None:
+    """README.md (the data card), report.html with plots/ and summary.json, into `folder`. `history`
+    (the corpus_history rows, this version's included) adds the report's quality-over-time section."""
     folder.mkdir(parents=True, exist_ok=True)
     card = data_card(s)
     (folder / "README.md").write_text(card)
     (folder / "summary.json").write_text(json.dumps({k: v for k, v in s.items() if k != "measures"},
                                                     indent=2, sort_keys=True))
     plots = _plots(s, folder / "plots")
-    html = _templates().get_template("report.html.txt").render(s=s, plots=plots, card=card)
+    html = _templates().get_template("report.html.txt").render(s=s, plots=plots, card=card,
+                                                               over_time=over_time(history) if history else None)
     (folder / "report.html").write_text(html)

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 
+from dataflux.history import history as history_rows
 from dataflux.history import record as record_history
 from dataflux.report import summarize, write_report
 from dataflux.runners.base import StageStats
@@ -67,8 +68,8 @@ class Publish(Step):
             try:
                 chunks = (t.drop_columns(["published_version"]) for t in corpus.scan(chunk_rows=1000, version=version))
                 export_hf(chunks, staging, corpus.num_rows(version))
-                write_report(summary, staging)
-                record_history(ctx.run, summary)  # corpus_history: this version's figures
+                record_history(ctx.run, summary)  # corpus_history: this version's figures (once per version)
+                write_report(summary, staging, history_rows(ctx.run).to_pylist())  # with quality over time
                 staging.rename(folder)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
