@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -310,6 +311,40 @@ def corpus_specs(values: list[str] | None):
     return [_corpus_spec("--corpus", value) for value in values or []] or None
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the launching process dies (Linux), so a launcher killed
+    outright leaves no torchrun and ranks behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def run_process_group(cmd: list[str]) -> int:
+    """`cmd` in its own session (its process group: torchrun and its ranks), SIGTERM / SIGINT passed on to
+    the whole group, and the group killed if this process leaves early; returns its exit status."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent)
+
+    def forward(signum, frame):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if proc.poll() is None:  # left early (an exception in this process): take the group down with us
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def cmd_train(args) -> int:
     from model.train import load_train_config, train
 
@@ -321,13 +356,17 @@ def cmd_train(args) -> int:
 
     _in_range("--nproc", args.nproc, 1)
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # relaunch this command under torchrun
-        import subprocess
-
         argv = ["train", "--config", args.config] + [a for c in args.corpus or () for a in ("--corpus", c)]
         argv += [a for flag, v in (("--out", args.out), ("--max-steps", args.max_steps), ("--resume", args.resume))
                  if v is not None for a in (flag, str(v))] + [a for v in args.set for a in ("--set", v)]
-        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                               f"--nproc-per-node={args.nproc}", "-m", "dataflux.cli", *argv]).returncode
+        return run_process_group([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                  f"--nproc-per-node={args.nproc}", "-m", "dataflux.cli", *argv])
+    if "WORLD_SIZE" in os.environ:  # a rank: `kill -USR1 PID` prints where every thread of it is (a hang)
+        import faulthandler
+        import signal
+
+        faulthandler.enable()
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     config = load_train_config(args.config, _overrides(args, output_dir=args.out, max_steps=args.max_steps))
     summary = train(config, corpus_specs(args.corpus), args.resume)
     if os.environ.get("RANK", "0") != "0":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import json
 import os
 import random
@@ -75,6 +76,7 @@ class TrainConfig(Section):
     group_by_length: bool = True
     log_every: int = 1
     save_every: int = 0  # 0: only the final checkpoint
+    dist_timeout_s: float = 600  # a collective waiting longer (a rank gone or stuck) fails instead of hanging
 
 
 def load_train_config(path: str | Path, overrides: Overrides = None, **values) -> TrainConfig:
@@ -118,11 +120,16 @@ class Trainer:
 
         self.cfg = config
         self.rank, self.world, local_rank = dist_env()
-        if self.world > 1 and not torch.distributed.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            torch.distributed.init_process_group(backend)
-        seed_everything(config.seed)
         self.device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+        if self.world > 1 and not torch.distributed.is_initialized():
+            timeout = datetime.timedelta(seconds=config.dist_timeout_s)
+            if self.device.type == "cuda":  # NCCL binds this rank to its own GPU from the start
+                torch.cuda.set_device(self.device)
+                torch.distributed.init_process_group("nccl", timeout=timeout, device_id=self.device)
+            else:
+                torch.distributed.init_process_group("gloo", timeout=timeout)
+        self.failed = False
+        seed_everything(config.seed)
         self.model, self.processor = build(config.model, config.whisper, config.qwen3, config.seed)
         self.model.set_trainable(config.freeze)
         if config.lora:
@@ -422,7 +429,9 @@ class Trainer:
         set_rng_state(saved["rng"])
 
     def close(self) -> None:
-        if self.world > 1 and torch.distributed.is_initialized():
+        """Leaves the process group, except after a failure: destroying it waits on peers that may be gone
+        (a known hang), and the rank is about to exit non-zero anyway, so torchrun tears the others down."""
+        if self.world > 1 and torch.distributed.is_initialized() and not self.failed:
             torch.distributed.destroy_process_group()
 
 
@@ -447,5 +456,8 @@ def train(config: TrainConfig, corpora: list[CorpusSpec] | None = None, resume_f
         if resume_from:
             trainer.resume(resume_from)
         return trainer.train()
+    except BaseException:
+        trainer.failed = True
+        raise
     finally:
         trainer.close()

@@ -2,10 +2,14 @@
 global batch, with DDP and with FSDP2, and a checkpoint saved on 2 ranks resumes on 1 and continues the
 same loss curve. Each case runs in child processes (torchrun, and `dataflux train --nproc 2`)."""
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -15,9 +19,11 @@ from model.synthetic import write_all
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow  # torchrun children: ~6 min on the shared 2-core machine
+CALL_S = 300  # one child command (one training run: ~1 min unloaded); past it, the ranks' stacks are dumped
 
 STEPS = textwrap.dedent("""
-    import json, os, sys, warnings
+    import faulthandler, json, os, signal, sys, warnings
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test dumps a hung rank's stacks
     warnings.filterwarnings("ignore")
     sys.path.insert(0, sys.argv[3])
     import torch
@@ -61,10 +67,68 @@ def config(root, name, data, **values):
     return path
 
 
-def run(cmd, env=None):
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=500, cwd=ROOT,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1", **(env or {})})
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc), whatever session or group it moved to."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                pass
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def is_rank(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return b"\0LOCAL_RANK=" in b"\0" + f.read()
+    except OSError:
+        return False
+
+
+def signal_all(pids, sig):
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def run(cmd, env=None, timeout=CALL_S, check=True):
+    """`cmd` in its own session; past `timeout`, every rank below it prints its threads' stacks (SIGUSR1,
+    into the failure message), then the whole tree is killed, as it is if the test itself is interrupted."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1", **(env or {})})
+    try:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            tree = descendants(proc.pid)
+            signal_all([p for p in tree if is_rank(p)], signal.SIGUSR1)
+            time.sleep(5)
+            tree = [proc.pid, *tree, *descendants(proc.pid)]
+            signal_all(tree, signal.SIGKILL)
+            out, err = proc.communicate(timeout=30)
+            pytest.fail(f"{' '.join(map(str, cmd))} still running after {timeout} s; the ranks' stacks:\n"
+                        f"{out[-2000:]}{err[-12000:]}")
+    finally:  # also when pytest-timeout or ^C interrupts the test
+        if proc.poll() is None:
+            signal_all(descendants(proc.pid), signal.SIGKILL)
+            proc.kill()
+        with contextlib.suppress(ProcessLookupError):  # whatever is left in its group (none after a clean exit)
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    if check:
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     return done
 
 
@@ -83,6 +147,7 @@ def single(setup):
     return steps(root, "single", 1)
 
 
+@pytest.mark.timeout(3 * CALL_S + 60)  # the one-process run (the `single` fixture, run by the first) and 2 calls
 @pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
 def test_two_ranks_match_one_process_and_resume_on_one(parallel, setup, single, capsys):
     root, data = setup
@@ -105,6 +170,7 @@ def test_two_ranks_match_one_process_and_resume_on_one(parallel, setup, single, 
     assert curve == pytest.approx(losses[2:], abs=1e-5)
 
 
+@pytest.mark.timeout(CALL_S + 60)
 def test_dataflux_train_nproc_launches_ranks(setup):
     root, data = setup
     config(root, "cli", data, parallel="ddp", max_steps=2)
@@ -112,3 +178,34 @@ def test_dataflux_train_nproc_launches_ranks(setup):
     summary = json.loads((root / "cli" / "train_summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 2 and "trained 2 steps" in out.stdout
     assert (root / "cli" / "final" / "dcp").is_dir() and (root / "cli" / "final" / "model.safetensors").is_file()
+
+
+HANG = textwrap.dedent("""
+    import faulthandler, signal, sys, time, warnings
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    warnings.filterwarnings("ignore")
+    sys.path.insert(0, sys.argv[2])
+    import torch
+    torch.set_num_threads(1)
+    from model import train
+    if train.dist_env()[0] == 1:  # rank 1 stays alive but never reaches a collective again (a stuck rank)
+        train.Trainer.step = lambda self: time.sleep(3600)
+    train.train(train.load_train_config(sys.argv[1]))
+""")
+
+
+@pytest.mark.timeout(CALL_S + 60)
+def test_a_stuck_rank_fails_the_run_after_dist_timeout_s(setup):
+    """Rank 0 waits in a collective for a rank that never comes: after `dist_timeout_s` it raises (not gloo's
+    30 minutes), exits non-zero without destroy_process_group (which would wait on the stuck peer), and
+    torchrun takes rank 1 down."""
+    root, data = setup
+    config(root, "hang", data, parallel="ddp", max_steps=2, dist_timeout_s=10)
+    (root / "hang.py").write_text(HANG)
+    start = time.monotonic()
+    done = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                str(root / "hang.py"), str(root / "hang.yaml"), str(ROOT)], check=False)
+    seconds = time.monotonic() - start
+    assert done.returncode != 0, done.stderr[-4000:]
+    assert "timed out" in done.stderr.lower() or "timeout" in done.stderr.lower(), done.stderr[-4000:]
+    print(f"\nstuck rank: the run failed after {seconds:.0f} s")
