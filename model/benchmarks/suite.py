@@ -1,7 +1,7 @@
 """A suite: benchmarks and their local paths in one YAML file, run one after another into one table laid
-out as the paper's (benchmarks as columns, grouped: ASR, understanding and reasoning, instruction
-following, safety, dense captioning), with per-benchmark detail; and two runs compared with paired
-bootstrap 95% intervals on the deltas.
+out as the paper's (benchmarks as columns, grouped: ASR, understanding and reasoning, paralinguistics,
+instruction following, safety, dense captioning), with per-benchmark detail; and two runs compared with
+paired bootstrap 95% intervals on the deltas.
 
     # suite.yaml (paths relative to this file)
     batch_size: 8
@@ -13,6 +13,9 @@ bootstrap 95% intervals on the deltas.
         reader: mmau
         path: data/MMAU/mmau-test-mini.json
         caption_qa: {base_url: "http://127.0.0.1:8080/v1", model: gpt-oss-120b}
+      # paralinguistics: a label file in our own schema (JSONL or Parquet rows with task: label, audio,
+      # question, label, family; see model/evaluate.py), scored by accuracy and macro-F1
+      - {name: Emotion, kind: labels, path: data/emotion.jsonl}
 
 Each benchmark writes its folder `OUT/NAME/` (predictions.jsonl appended batch by batch, so a killed run
 resumes where it stopped, per benchmark); `OUT/table.md` and `OUT/table.json` hold the table.
@@ -24,13 +27,17 @@ import json
 from pathlib import Path
 
 import numpy as np
+from typing import Literal
+
 from pydantic import Field
 
 from dataflux.llm.client import Endpoint
 from dataflux.settings import Section
 
-GROUPS = ("ASR", "Understanding and reasoning", "Instruction following", "Safety", "Dense captioning")
+GROUPS = ("ASR", "Understanding and reasoning", "Paralinguistics", "Instruction following", "Safety",
+          "Dense captioning")
 GROUP_UNITS = {"ASR": "WER/CER %, lower is better", "Understanding and reasoning": "accuracy %",
+               "Paralinguistics": "label accuracy % (macro-F1 in the detail)",
                "Instruction following": "IFEval prompt-level strict %", "Safety": "AdvBench refusal rate %",
                "Dense captioning": "accuracy % of a text LLM answering from the caption"}
 ASR_READERS = {"librispeech", "fleurs", "kaldi"}
@@ -39,7 +46,8 @@ QA_READERS = {"mmau", "mmar", "mmsu", "voicebench-openbookqa", "voicebench-mmsu"
 
 class SuiteBenchmark(Section):
     name: str  # the table's column
-    reader: str  # a reader of model.benchmarks.READERS
+    reader: str | None = None  # a reader of model.benchmarks.READERS (kind: benchmark)
+    kind: Literal["benchmark", "labels"] = "benchmark"  # labels: a file of `label` rows in our own schema
     path: str
     limit: int | None = Field(default=None, ge=1)
     options: dict = Field(default_factory=dict)  # passed to the reader (e.g. kaldi's language, fleurs' split)
@@ -66,7 +74,17 @@ def load_suite(path: str | Path) -> Suite:
         raise ValueError(f"{path}: benchmark names must be unique (they name the table's columns): {names}")
     fixed = []
     for b in suite.benchmarks:
-        if b.reader not in READERS:
+        if b.kind == "labels":
+            if b.reader is not None or b.caption_qa is not None or b.judge is not None or b.options:
+                raise ValueError(f"{path}: benchmark {b.name}: kind labels is a label file in our schema; it "
+                                 "takes name, path and limit only (no reader, options, caption_qa or judge)")
+            if Path(b.path).suffix not in (".jsonl", ".parquet"):
+                raise ValueError(f"{path}: benchmark {b.name}: kind labels needs a .jsonl or .parquet file, "
+                                 f"not {b.path}")
+        elif b.reader is None:
+            raise ValueError(f"{path}: benchmark {b.name}: give a reader ({', '.join(READERS)}), or kind: labels "
+                             "for a label file in our schema")
+        elif b.reader not in READERS:
             raise ValueError(f"{path}: benchmark {b.name}: unknown reader {b.reader!r}; known: {', '.join(READERS)}")
         if b.caption_qa is not None and b.reader not in ("mmau", "mmar"):
             raise ValueError(f"{path}: benchmark {b.name}: caption_qa scores MMAU or MMAR questions only")
@@ -78,6 +96,8 @@ def load_suite(path: str | Path) -> Suite:
 
 
 def group_of(b: SuiteBenchmark) -> str:
+    if b.kind == "labels":
+        return "Paralinguistics"
     if b.caption_qa is not None:
         return "Dense captioning"
     if b.reader in ASR_READERS:
@@ -90,6 +110,8 @@ def group_of(b: SuiteBenchmark) -> str:
 def headline(summary: dict) -> tuple[str, float | None, bool]:
     """(metric, value in %, higher is better) of one benchmark: the benchmark's own rule where it has one."""
     m = summary["metrics"]
+    if "label" in m:
+        return "accuracy", _pct(m["label"]["accuracy"]), True
     if "asr" in m:
         return "wer", _pct(m["asr"]["wer"]), False
     if "mcq" in m:
@@ -115,10 +137,12 @@ def run_suite(checkpoint: str, suite: Suite, out_dir: str | Path, score_only: bo
     config = EvalConfig(batch_size=suite.batch_size, max_new_tokens=caps)
     columns = []
     for b in suite.benchmarks:
+        if b.kind == "labels":
+            _only_label_rows(b)
         summary = evaluate(checkpoint, b.path, out_dir / b.name, config, score_only=score_only, benchmark=b.reader,
                            limit=b.limit, options=b.options, caption_qa=b.caption_qa, judge=b.judge)
         metric, value, higher = headline(summary)
-        columns.append({"name": b.name, "group": group_of(b), "reader": b.reader, "metric": metric, "value": value,
+        columns.append({"name": b.name, "group": group_of(b), "reader": b.reader or b.kind, "metric": metric, "value": value,
                         "higher_is_better": higher, "n": summary["samples"], "detail": f"{b.name}/report.md",
                         "metrics": summary["metrics"]})
         progress(f"{b.name}: {metric} {value} (n={summary['samples']}, {summary['inferred_this_run']} inferred now)")
@@ -127,6 +151,24 @@ def run_suite(checkpoint: str, suite: Suite, out_dir: str | Path, score_only: bo
     (out_dir / "table.json").write_text(json.dumps(table, indent=2))
     (out_dir / "table.md").write_text(table_markdown(table))
     return table
+
+
+def _only_label_rows(b: SuiteBenchmark) -> None:
+    """A `labels` entry's file holds label rows only (its column is their accuracy), checked before inference."""
+    path = Path(b.path)
+    if not path.exists():
+        raise FileNotFoundError(f"benchmark {b.name}: {path} does not exist")
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+        tasks = pq.read_table(path, columns=["task"]).column("task").to_pylist() if "task" in names else []
+    else:
+        tasks = [json.loads(line).get("task") for line in path.read_text().splitlines() if line.strip()]
+    other = sorted({str(t) for t in tasks if t != "label"})
+    if not tasks or other:
+        raise ValueError(f"benchmark {b.name}: kind labels needs rows with task: label only; {path} has "
+                         + (f"task {', '.join(other)}" if other else "none"))
 
 
 def table_markdown(table: dict) -> str:
@@ -141,6 +183,8 @@ def table_markdown(table: dict) -> str:
              "| benchmark | metric | value | n | extraction failures | detail |", "|---|---|---:|---:|---:|---|"]
     for c in cols:
         failed = c["metrics"].get("mcq", {}).get("unparsed_rate")
+        if "label" in c["metrics"]:  # labels the synonym table could not map
+            failed = c["metrics"]["label"]["unmapped"] / c["metrics"]["label"]["n"]
         lines.append(f"| {c['name']} | {c['metric']} | {c['value']} | {c['n']} | "
                      f"{'' if failed is None else f'{100 * failed:.1f}%'} | [{c['detail']}]({c['detail']}) |")
     return "\n".join(lines) + "\n"

@@ -215,6 +215,20 @@ def voicebench_advbench(root: Path) -> Path:
     return folder
 
 
+def emotion_labels(root: Path) -> Path:
+    """A paralinguistic label file in our own schema (model/evaluate.py), as a suite's `kind: labels` entry
+    names it: JSONL rows with task label, a relative audio path, the question, the gold label and its family."""
+    folder = root / "emotion"
+    (folder / "audio").mkdir(parents=True)
+    rows = []
+    for i, label in enumerate(["happy", "sad", "angry"]):
+        sf.write(folder / "audio" / f"e{i}.wav", tone(i), SR)
+        rows.append({"id": f"e{i}", "task": "label", "audio": f"audio/e{i}.wav",
+                     "question": "What emotion does the speaker convey?", "label": label, "family": "emotion"})
+    (folder / "emotion.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return folder / "emotion.jsonl"
+
+
 WRITERS = {"librispeech": librispeech, "fleurs": fleurs, "kaldi": kaldi, "mmau": mmau, "mmar": mmar, "mmsu": mmsu,
            "voicebench-openbookqa": voicebench_openbookqa, "voicebench-mmsu": voicebench_mmsu,
            "voicebench-ifeval": voicebench_ifeval, "voicebench-advbench": voicebench_advbench}

@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from model.benchmarks.suite import GROUPS, compare_runs, load_suite
-from tests.model.benchmark_layouts import WRITERS
+from tests.model.benchmark_layouts import WRITERS, emotion_labels
 
 SUITE = [("LibriSpeech-clean", "librispeech"), ("AISHELL-2", "kaldi"), ("MMAU", "mmau"), ("MMAR", "mmar"),
-         ("OpenBookQA", "voicebench-openbookqa"), ("IFEval", "voicebench-ifeval"), ("AdvBench", "voicebench-advbench")]
+         ("OpenBookQA", "voicebench-openbookqa"), ("IFEval", "voicebench-ifeval"), ("AdvBench", "voicebench-advbench"),
+         ("Emotion", "labels")]  # last in the file, its column goes to the paralinguistic group
 
 
 def cli(*args) -> str:
@@ -37,6 +38,9 @@ def test_evaluate_suite_writes_the_table_and_compare_shows_deltas_with_intervals
     data = tmp_path / "data"
     entries = []
     for name, reader in SUITE:  # MMAU listed before AISHELL-2 in the file would still sort by group
+        if reader == "labels":  # a label file in our own schema
+            entries.append({"name": name, "kind": "labels", "path": str(emotion_labels(data).relative_to(tmp_path))})
+            continue
         path = WRITERS[reader](data)
         entries.append({"name": name, "reader": reader, "path": str(path.relative_to(tmp_path))})
     (tmp_path / "suite.yaml").write_text(yaml.safe_dump({"batch_size": 4, "benchmarks": entries}))
@@ -46,12 +50,18 @@ def test_evaluate_suite_writes_the_table_and_compare_shows_deltas_with_intervals
     out = cli("evaluate", "--checkpoint", a, "--suite", tmp_path / "suite.yaml", "--out", tmp_path / "run-a",
               "--max-new-tokens", "6")
     table = json.loads((tmp_path / "run-a" / "table.json").read_text())
-    assert [c["name"] for c in table["columns"]] == [name for name, _ in SUITE]
+    assert [c["name"] for c in table["columns"]] == ["LibriSpeech-clean", "AISHELL-2", "MMAU", "MMAR", "OpenBookQA",
+                                                     "Emotion", "IFEval", "AdvBench"]
     assert [c["group"] for c in table["columns"]] == sorted((c["group"] for c in table["columns"]), key=GROUPS.index)
     assert [c["metric"] for c in table["columns"]] == ["wer", "wer", "official_accuracy", "official_accuracy",
-                                                       "official_accuracy", "prompt_level_strict", "refusal_rate"]
+                                                       "official_accuracy", "accuracy", "prompt_level_strict",
+                                                       "refusal_rate"]
+    emotion = table["columns"][5]
+    assert emotion["group"] == "Paralinguistics" and emotion["n"] == 3
+    assert set(emotion["metrics"]) == {"label"} and "macro_f1" in emotion["metrics"]["label"]
     md = (tmp_path / "run-a" / "table.md").read_text()
-    assert "| ASR |  | Understanding and reasoning |" in md and "**AdvBench**" in md and md in out
+    assert "| ASR |  | Understanding and reasoning |  |  | Paralinguistics | Instruction following |" in md
+    assert "**AdvBench**" in md and "- Paralinguistics: label accuracy %" in md and md in out
     for name, _ in SUITE:
         assert (tmp_path / "run-a" / name / "report.md").exists()
 
@@ -136,3 +146,46 @@ def test_a_suite_names_known_readers_and_resolves_paths_against_its_file(tmp_pat
         {"name": "X", "reader": "librispeech", "path": "d", "caption_qa": {"base_url": "http://x/v1", "model": "m"}}]}))
     with pytest.raises(ValueError, match="MMAU or MMAR"):
         load_suite(tmp_path / "s.yaml")
+
+
+def test_a_labels_entry_is_scored_into_the_paralinguistic_group(tmp_path):
+    """`kind: labels` names a label file in our own schema: its column is the label accuracy, in the
+    paralinguistic group; scored here from known predictions (score-only), so the numbers are exact."""
+    from model.benchmarks.suite import run_suite
+
+    path = emotion_labels(tmp_path / "data")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"benchmarks": [
+        {"name": "AdvBench", "reader": "voicebench-advbench", "path": "data/advbench"},
+        {"name": "Emotion", "kind": "labels", "path": str(path.relative_to(tmp_path))}]}))
+    suite = load_suite(tmp_path / "s.yaml")
+    assert suite.benchmarks[1].path == str(path) and suite.benchmarks[1].reader is None
+    suite = suite.model_copy(update={"benchmarks": suite.benchmarks[1:]})
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    said = {"e0": "The speaker sounds joyful.", "e1": "Angry.", "e2": "furious"}  # happy, wrong, angry
+    (tmp_path / "run" / "Emotion").mkdir(parents=True)
+    (tmp_path / "run" / "Emotion" / "predictions.jsonl").write_text("\n".join(json.dumps(
+        {"id": r["id"], "task": "label", "category": r["family"], "prediction": said[r["id"]], "label": r["label"],
+         "family": r["family"]}) for r in rows))
+    table = run_suite("tiny", suite, tmp_path / "run", score_only=True, progress=lambda _: None)
+    (column,) = table["columns"]
+    assert (column["group"], column["metric"], column["value"], column["n"]) == ("Paralinguistics", "accuracy",
+                                                                                 66.67, 3)
+    assert column["metrics"]["label"]["macro_f1"] == 0.5556  # happy 1, sad 0, angry 2/3
+    assert "| Paralinguistics |" in (tmp_path / "run" / "table.md").read_text()
+
+    # a labels entry takes no reader and wants a file of label rows
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"benchmarks": [
+        {"name": "E", "kind": "labels", "reader": "mmau", "path": "e.jsonl"}]}))
+    with pytest.raises(ValueError, match="no reader"):
+        load_suite(tmp_path / "s.yaml")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"benchmarks": [{"name": "E", "kind": "labels", "path": "d"}]}))
+    with pytest.raises(ValueError, match=".jsonl or .parquet"):
+        load_suite(tmp_path / "s.yaml")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"benchmarks": [{"name": "E", "path": "d"}]}))
+    with pytest.raises(ValueError, match="give a reader"):
+        load_suite(tmp_path / "s.yaml")
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(path.read_text() + json.dumps({**rows[0], "id": "x", "task": "asr", "reference": "hi"}) + "\n")
+    with pytest.raises(ValueError, match="task: label only; .* has task asr"):
+        run_suite("tiny", suite.model_copy(update={"benchmarks": [suite.benchmarks[0].model_copy(
+            update={"path": str(mixed)})]}), tmp_path / "run2", score_only=True)
