@@ -189,3 +189,28 @@ def test_a_labels_entry_is_scored_into_the_paralinguistic_group(tmp_path):
     with pytest.raises(ValueError, match="task: label only; .* has task asr"):
         run_suite("tiny", suite.model_copy(update={"benchmarks": [suite.benchmarks[0].model_copy(
             update={"path": str(mixed)})]}), tmp_path / "run2", score_only=True)
+
+
+def test_the_shipped_paper_suite_parses_and_lists_the_papers_benchmarks_in_its_groups():
+    """examples/paper-suite.yaml: placeholder paths (not required to exist to load), every column known."""
+    from pathlib import Path
+
+    from model.benchmarks import READERS
+    from model.benchmarks.suite import group_of
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "paper-suite.yaml"
+    suite = load_suite(path)
+    columns = {b.name: group_of(b) for b in suite.benchmarks}
+    assert columns == {
+        "LibriSpeech-clean": "ASR", "LibriSpeech-other": "ASR", "Fleurs-en": "ASR", "AISHELL-2": "ASR",
+        "WenetSpeech-meeting": "ASR", "WenetSpeech-net": "ASR",
+        "MMAU": "Understanding and reasoning", "MMAR": "Understanding and reasoning",
+        "MMSU": "Understanding and reasoning", "OpenBookQA": "Understanding and reasoning",
+        "Emotion": "Paralinguistics", "IFEval": "Instruction following", "AdvBench": "Safety",
+        "MMAU-caption": "Dense captioning", "MMAR-caption": "Dense captioning"}
+    assert set(GROUPS) == set(columns.values())
+    assert all(b.reader in READERS for b in suite.benchmarks if b.kind == "benchmark")
+    # placeholders, resolved against the file's folder
+    assert all(Path(b.path).is_relative_to(path.parent / "data") for b in suite.benchmarks)
+    kaldi = [b for b in suite.benchmarks if b.reader == "kaldi"]
+    assert len(kaldi) == 3 and all(b.options == {"language": "zh"} for b in kaldi)
