@@ -31,18 +31,29 @@ STEPS = textwrap.dedent("""
     from model.train import Trainer, load_train_config
     out = sys.argv[2]
     trainer = Trainer(load_train_config(sys.argv[1], output_dir=out))
-    losses = []
-    for step in range(4):
-        losses.append(trainer.step()["loss"])
-        if step == 0:  # the first step's gradients, full tensors (FSDP holds shards)
+    clip = torch.nn.utils.clip_grad_norm_
+
+    def before_clipping(params, *args, **kwargs):
+        # the first step's gradients as the ranks reduced them, before clipping (clipping to a norm would hide
+        # a gradient off by a uniform factor); full tensors (FSDP holds shards: every rank gathers)
+        if trainer.state["step"] == 0:
             grads = {n: (p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad).detach().clone()
                      for n, p in trainer.model.named_parameters() if p.grad is not None}
             if trainer.rank == 0:
                 torch.save(grads, os.path.join(out, "grads.pt"))
+        return clip(params, *args, **kwargs)
+
+    torch.nn.utils.clip_grad_norm_ = before_clipping
+    losses, norms = [], []
+    for step in range(4):
+        record = trainer.step()
+        losses.append(record["loss"])
+        norms.append(record["grad_norm"])  # the norm before clipping
         if step == 1:
             trainer.save(trainer.out / "checkpoint-2")
     if trainer.rank == 0:
         json.dump(losses, open(os.path.join(out, "losses.json"), "w"))
+        json.dump(norms, open(os.path.join(out, "grad_norms.json"), "w"))
     trainer.close()
 """)
 
@@ -137,7 +148,8 @@ def steps(root, name, nproc):
     if nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *cmd[1:]]
     run(cmd)
-    return json.loads((root / name / "losses.json").read_text()), torch.load(root / name / "grads.pt")
+    return (json.loads((root / name / "losses.json").read_text()), torch.load(root / name / "grads.pt"),
+            json.loads((root / name / "grad_norms.json").read_text()))
 
 
 @pytest.fixture(scope="module")
@@ -152,15 +164,19 @@ def single(setup):
 def test_two_ranks_match_one_process_and_resume_on_one(parallel, setup, single, capsys):
     root, data = setup
     config(root, parallel, data, parallel=parallel)
-    losses, grads = steps(root, parallel, 2)
-    one_losses, one_grads = single
+    losses, grads, norms = steps(root, parallel, 2)
+    one_losses, one_grads, one_norms = single
     with capsys.disabled():
         diff = max((grads.get(n, torch.zeros_like(g)) - g).abs().max().item() for n, g in one_grads.items())
-        print(f"\n{parallel}: losses {[round(x, 4) for x in losses]}, max gradient difference {diff:.2e}")
-    assert losses == pytest.approx(one_losses, abs=1e-5)
+        print(f"\n{parallel}: losses {[round(x, 4) for x in losses]}, gradient norms before clipping "
+              f"{[round(x, 4) for x in norms]}, max gradient difference (step 1, before clipping) {diff:.2e}")
+        print(f"one process: losses {[round(x, 4) for x in one_losses]}, gradient norms before clipping "
+              f"{[round(x, 4) for x in one_norms]}")
     for name, g in one_grads.items():  # an expert no token picked has no gradient on one process, zeros on FSDP
         assert torch.allclose(grads.get(name, torch.zeros_like(g)), g, atol=1e-5, rtol=1e-4), name
     assert all(name in one_grads or not g.any() for name, g in grads.items())
+    assert norms == pytest.approx(one_norms, rel=1e-4, abs=1e-6)  # each step's, so a scale error shows
+    assert losses == pytest.approx(one_losses, abs=1e-5)
     # the 2-rank checkpoint after step 2 resumes on 1 process (accumulating 2 micro-batches) and continues
     resumed = root / f"{parallel}-resumed"
     config(root, f"{parallel}-resumed", data, grad_accum=2, max_steps=4)
