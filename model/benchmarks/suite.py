@@ -142,9 +142,9 @@ def run_suite(checkpoint: str, suite: Suite, out_dir: str | Path, score_only: bo
         summary = evaluate(checkpoint, b.path, out_dir / b.name, config, score_only=score_only, benchmark=b.reader,
                            limit=b.limit, options=b.options, caption_qa=b.caption_qa, judge=b.judge)
         metric, value, higher = headline(summary)
-        columns.append({"name": b.name, "group": group_of(b), "reader": b.reader or b.kind, "metric": metric, "value": value,
-                        "higher_is_better": higher, "n": summary["samples"], "detail": f"{b.name}/report.md",
-                        "metrics": summary["metrics"]})
+        columns.append({"name": b.name, "group": group_of(b), "reader": b.reader or b.kind, "metric": metric,
+                        "value": value, "higher_is_better": higher, "n": summary["samples"],
+                        "detail": f"{b.name}/report.md", "metrics": summary["metrics"]})
         progress(f"{b.name}: {metric} {value} (n={summary['samples']}, {summary['inferred_this_run']} inferred now)")
     columns.sort(key=lambda c: GROUPS.index(c["group"]))  # stable: suite order within a group
     table = {"checkpoint": str(checkpoint), "columns": columns}
