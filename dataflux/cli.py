@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-new-tokens", type=int,
                           help="cap for every task (defaults: mcq 512, asr 448, label 32)")
     evaluate.add_argument("--eval-fraction", type=float, default=0.1)
+    evaluate.add_argument("--decode", choices=("eager", "static", "compiled"), default="eager",
+                          help="greedy decoding: eager generate, a static KV cache, or static + torch.compile (--data)")
     evaluate.add_argument("--score-only", action="store_true", help="re-score existing predictions")
     evaluate.set_defaults(func=cmd_evaluate)
     compare = sub.add_parser("compare", help="compare two evaluation summaries, or two suite runs' folders with "
@@ -392,6 +394,8 @@ def cmd_evaluate(args) -> int:
     if (args.data is None) == (args.suite is None):
         raise BadArgument("--data", "give exactly one of --data and --suite")
     if args.suite:
+        if args.decode != "eager":
+            raise BadArgument("--decode", "applies to --data; a suite decodes eagerly")
         return _evaluate_suite(args)
     if Path(args.data).suffix in (".jsonl", ".parquet"):
         _existing("--data", args.data)
@@ -400,7 +404,8 @@ def cmd_evaluate(args) -> int:
 
     caps = {task: args.max_new_tokens for task in DECODE} if args.max_new_tokens else {}
     summary = evaluate(args.checkpoint, args.data, args.out, EvalConfig(max_new_tokens=caps,
-                                                                         eval_fraction=args.eval_fraction),
+                                                                         eval_fraction=args.eval_fraction,
+                                                                         decode=args.decode),
                        score_only=args.score_only)
     print(json.dumps(summary["metrics"], indent=2))
     print(f"report: {Path(args.out) / 'report.md'}")

@@ -38,6 +38,13 @@ class EvalConfig:
     batch_size: int = 8
     max_new_tokens: dict = field(default_factory=dict)  # per task, overriding DECODE
     eval_fraction: float = 0.1
+    # eager: model.generate with a growing cache; static: batched greedy on a static KV cache (model/decode.py);
+    # compiled: static with the decoding step through torch.compile (the first batch of each shape compiles)
+    decode: str = "eager"
+
+    def __post_init__(self):
+        if self.decode not in ("eager", "static", "compiled"):
+            raise ValueError(f"decode: {self.decode!r} is not eager, static or compiled")
 
 
 def load_file(path: str | Path) -> list[Sample]:
@@ -90,6 +97,7 @@ def load_data(data: str, eval_fraction: float, benchmark: str | None = None, lim
 def infer(model, processor, samples: list[Sample], out: Path, config: EvalConfig) -> int:
     """Greedy predictions for the samples not yet in `out` (predictions.jsonl); returns how many were new."""
     from model.benchmarks.common import jsonl
+    from model.decode import greedy
 
     done = {r["id"] for r in jsonl(out)}
     todo = [s for s in samples if s.id not in done]
@@ -104,8 +112,7 @@ def infer(model, processor, samples: list[Sample], out: Path, config: EvalConfig
                 enc = processor.pad([processor.encode(s.prompt, s.audio, None, s.system) for s in batch], "left")
                 enc.update(processor.features([s.audio for s in batch]))
                 enc = {k: v.to(device) for k, v in enc.items() if k != "labels"}
-                with torch.no_grad():
-                    ids = model.generate(**enc, max_new_tokens=limit, do_sample=False)
+                ids = greedy(model, enc, limit, static=config.decode != "eager", compile=config.decode == "compiled")
                 texts = processor.tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
                 for s, text in zip(batch, texts):
                     f.write(json.dumps({"id": s.id, "task": task, "category": s.category, "prediction": text,
