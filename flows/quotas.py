@@ -33,3 +33,38 @@ def llm_slots(stage: str, config):
         for e in endpoints(config, stage):
             stack.enter_context(concurrency(limit_name(e), occupy=int(e.get("concurrency", 8)), strict=False))
         yield
+
+
+def run_folder_limit(run_uri: str) -> str:
+    """The global concurrency limit that keeps one flow run per run folder: `dataflux-run-` and a hash of
+    the folder's URI (limit names are short and plain; the URI is in the limit's holder logs)."""
+    import hashlib
+
+    return "dataflux-run-" + hashlib.sha256(run_uri.rstrip("/").encode()).hexdigest()[:16]
+
+
+@contextmanager
+def run_folder_slot(run_uri: str, timeout_s: float | None = None):
+    """Hold the run folder's one slot (limit 1, created on first use) for the whole flow run: a second
+    flow run into the same folder waits here until the first ends (or, if its process died, until its
+    lease expires), while runs into other folders go ahead. The run-folder lock
+    (storage/run_folder.py) stays the guarantee; this turns "refused" into "queued" across workers."""
+    from prefect import get_run_logger
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.concurrency.sync import concurrency
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    name = run_folder_limit(run_uri)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+            except ObjectAlreadyExists:  # another run made it first
+                pass
+    get_run_logger().info("run folder %s: waiting for its slot (%s) if another flow run holds it", run_uri, name)
+    with concurrency(name, occupy=1, timeout_seconds=timeout_s, strict=True):
+        get_run_logger().info("run folder %s: slot %s held", run_uri, name)
+        yield name

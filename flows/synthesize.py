@@ -26,7 +26,7 @@ from prefect.runtime import flow_run as prefect_flow_run
 from dataflux.history import backfill, history
 from flows.alerts import check_quality
 from flows.artifacts import Progress, corpus_card, corpus_history, stage_table
-from flows.quotas import llm_slots
+from flows.quotas import llm_slots, run_folder_slot
 from flows.results import SERIALIZER, results_storage
 from storage.run_folder import RunFolder
 
@@ -110,7 +110,9 @@ def synthesize(config: str = "examples/demo.yaml", source: str | None = None, ru
         from dataflux.history import QualityBounds
 
         QualityBounds(**quality_bounds)  # a bad bound fails the run before any work
-    return _synthesize(RunFolder(values["out"]), cfg, config_path, values, shard_size, max_shards, quality_bounds)
+    with run_folder_slot(values["out"]):  # one flow run per run folder; runs into other folders go ahead
+        return _synthesize(RunFolder(values["out"]), cfg, config_path, values, shard_size, max_shards,
+                           quality_bounds)
 
 
 def _synthesize(run: RunFolder, cfg, config_path: str, overrides: dict, shard_size: int, max_shards: int,

@@ -9,7 +9,8 @@ for `reannounce_after_s` (a triggered run still queued or running), after which 
 (its run failed) is announced again.
 
 `dataflux-backfill` runs the synthesize deployment once per partition (`SOURCE/<partition>/`, e.g. a
-date), each into its own run folder, at most `max_concurrent` at a time.
+date), each into its own run folder, at most `max_concurrent` at a time (the synthesize deployment has
+no deployment-wide limit: its runs queue per run folder, flows/quotas.py `run_folder_slot`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,132 @@
+"""One flow run per run folder, not one per deployment: `dataflux-synthesize` holds a Prefect global
+concurrency slot named after its run folder (flows/quotas.py `run_folder_slot`) instead of a
+deployment-wide limit of 1, so backfill partitions (one run folder each) and watch-triggered runs for
+different folders run at once, while a second run into the same folder waits for the first.
+
+Flow runs in child processes on the shared Prefect server (real slots, leases and waiting)."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from flows.quotas import run_folder_limit
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+PROBE = """
+import json, sys, time
+from pathlib import Path
+from prefect import flow
+from flows.quotas import run_folder_slot
+
+@flow(name="run-folder-probe")
+def probe(run_dir: str, hold_s: float, marker: str):
+    # hold the run folder's slot for hold_s seconds, or until the file MARKER.release appears
+    with run_folder_slot(run_dir):
+        start = time.time()
+        Path(marker).write_text(str(start))
+        while time.time() < start + hold_s and not Path(marker + ".release").exists():
+            time.sleep(0.1)
+        return [start, time.time()]
+
+print("SPAN " + json.dumps(probe(sys.argv[1], float(sys.argv[2]), sys.argv[3])))
+"""
+
+
+@pytest.fixture
+def children():
+    """The child processes a test starts; any still running at its end are ended."""
+    started = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def _start(local_prefect, *args):
+    return subprocess.Popen([sys.executable, "-c", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT, env=local_prefect.env())
+
+
+def _span(proc) -> list[float]:
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(next(x for x in out.splitlines() if x.startswith("SPAN "))[5:])
+
+
+def test_runs_into_two_folders_overlap_and_two_into_one_folder_do_not(local_prefect, tmp_path, children):
+    one, other = str(tmp_path / "runs" / "2026-11-30"), str(tmp_path / "runs" / "2026-12-01")
+    assert run_folder_limit(one) != run_folder_limit(other) and run_folder_limit(one) == run_folder_limit(one + "/")
+    procs = {name: _start(local_prefect, PROBE, folder, "6", str(tmp_path / f"{name}.started"))
+             for name, folder in (("a", one), ("b", one), ("c", other))}
+    children.extend(procs.values())
+    spans = {name: _span(p) for name, p in procs.items()}
+
+    def overlap(x, y):
+        return min(spans[x][1], spans[y][1]) - max(spans[x][0], spans[y][0])
+
+    assert overlap("a", "b") <= 0, spans  # the same folder: one after the other
+    first, second = sorted(("a", "b"), key=lambda n: spans[n][0])
+    assert overlap("c", first) > 2 or overlap("c", second) > 2, spans  # another folder: at the same time
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # the limit: one slot, none held now
+        limit = client.read_global_concurrency_limit_by_name(run_folder_limit(one))
+    assert (limit.limit, limit.active_slots) == (1, 0)
+
+
+SYNTHESIZE = """
+import sys
+from flows.synthesize import synthesize
+state = synthesize(config=sys.argv[1], source=sys.argv[2], run_dir=sys.argv[3], return_state=True)
+print("STATE", state.name)
+"""
+
+
+def test_synthesize_waits_for_its_run_folder_and_the_deployment_has_no_deployment_wide_limit(local_prefect, tmp_path,
+                                                                                            children):
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    synthesize = next(d for d in spec["deployments"] if d["name"] == "dataflux-synthesize")
+    assert "concurrency_limit" not in synthesize  # backfill partitions and other folders are not queued
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState, \
+        FlowRunFilterStateName
+
+    run_dir, empty = tmp_path / "run", tmp_path / "no-audio-yet"
+    empty.mkdir()
+    marker = tmp_path / "holder.started"
+    holder = _start(local_prefect, PROBE, str(run_dir), "300", str(marker))
+    children.append(holder)
+    deadline = time.time() + 120
+    while not marker.exists():
+        assert time.time() < deadline and holder.poll() is None, holder.communicate()[1][-3000:]
+        time.sleep(0.2)
+    # a synthesize run into the held folder (its source is an empty folder: nothing to do, once it runs)
+    waiting = _start(local_prefect, SYNTHESIZE, str(ROOT / "examples" / "demo.yaml"), str(empty),
+                     str(run_dir))
+    children.append(waiting)
+    with get_client(sync_client=True) as client:
+        def running():
+            return [r for r in client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["dataflux-synthesize"])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Running"]))))
+                if r.parameters.get("run_dir") == str(run_dir)]
+
+        while not running():
+            assert time.time() < deadline and waiting.poll() is None, waiting.communicate()[1][-3000:]
+            time.sleep(0.5)
+    time.sleep(3)  # it runs, and waits for the slot: it has not touched the run folder
+    assert waiting.poll() is None and not (run_dir / "run.json").exists()
+    (tmp_path / "holder.started.release").write_text("")
+    held = _span(holder)
+    out, err = waiting.communicate(timeout=240)
+    assert "STATE Completed" in out, err[-3000:]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert len(info["invocations"]) == 1 and info["invocations"][0]["status"] == "completed"  # it ran, once
+    assert (run_dir / "run.json").stat().st_mtime >= held[1], (held, (run_dir / "run.json").stat().st_mtime)
