@@ -138,6 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--alerts-max-minutes", type=float,
                         help="also alert when a flow run is still running after this many minutes")
     deploy.set_defaults(func=cmd_deploy)
+    backfill = sub.add_parser("backfill", help="run the dataflux-backfill deployment: one synthesize run per "
+                                               "partition folder of a source, a bounded number at a time")
+    backfill.add_argument("--source", required=True,
+                          help="a folder (or fsspec URL) whose subfolders are the partitions, e.g. dates")
+    backfill.add_argument("--run-dir", required=True, help="RUN_DIR/<partition>/ gets each partition's run folder")
+    backfill.add_argument("--config", default="examples/demo.yaml", help="the pipeline config the runs use")
+    backfill.add_argument("--from", dest="start", metavar="FIRST", help="first partition (names compare as text)")
+    backfill.add_argument("--to", dest="end", metavar="LAST", help="last partition, included")
+    backfill.add_argument("--partitions", nargs="+", metavar="NAME", help="these partitions (instead of --from/--to)")
+    backfill.add_argument("--max-concurrent", type=int, default=2, help="synthesize runs at a time (default 2)")
+    backfill.add_argument("--deployment", default=BACKFILL_DEPLOYMENT,
+                          help=f"the backfill deployment (default {BACKFILL_DEPLOYMENT})")
+    backfill.set_defaults(func=cmd_backfill)
     train = sub.add_parser("train", help="fine-tune Eureka-Audio on corpus versions")
     train.add_argument("--config", required=True, help="a training YAML (examples/train-tiny.yaml)")
     train.add_argument("--corpus", action="append", help="RUN_DIR[@VERSION]; repeat to mix (overrides the config's)")
@@ -306,6 +319,55 @@ def cmd_deploy(args) -> int:
         limit = timedelta(minutes=args.alerts_max_minutes) if args.alerts_max_minutes else None
         for name in ensure_alerts(block, max_duration=limit):
             print(f"automation {name}: notifies {block}")
+    return 0
+
+
+BACKFILL_DEPLOYMENT = "dataflux-backfill/dataflux-backfill"
+
+
+def cmd_backfill(args) -> int:
+    """Checks the partition choice here (for a local source), then starts one run of the backfill
+    deployment on the Prefect server in PREFECT_API_URL and prints its id and link; a worker on the
+    deployment's pool runs it. Local paths go as absolute paths (the worker runs in another folder)."""
+    _in_range("--max-concurrent", args.max_concurrent, 1)
+    if args.partitions and (args.start or args.end):
+        raise BadArgument("--partitions", "give --partitions or --from/--to, not both")
+    if not (args.partitions or args.start or args.end):
+        raise BadArgument("--from", "choose the partitions: --from FIRST --to LAST (either may be left open) "
+                                    "or --partitions NAME...")
+    if args.start and args.end and args.start > args.end:
+        raise BadArgument("--from", f"{args.start} sorts after --to {args.end}")
+    _existing("--source", args.source, "folder")
+    _existing("--config", args.config)
+
+    def local(path: str) -> str:
+        return path if "://" in path else str(Path(path).resolve())
+
+    source, run_dir, config = local(args.source), local(args.run_dir), local(args.config)
+    from flows.watch import partitions
+
+    try:
+        chosen = partitions(source, args.partitions, args.start, args.end)
+    except ValueError as e:
+        raise BadArgument("--partitions", str(e)) from None
+    if not chosen:
+        raise BadArgument("--from", f"no partition folder of {source} lies in [{args.start or ''}, {args.end or ''}]")
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+    from prefect.utilities.urls import url_for
+
+    parameters = {"source": source, "run_dir": run_dir, "config": config, "max_concurrent": args.max_concurrent,
+                  "partitions_list": args.partitions, "start": args.start, "end": args.end}
+    try:
+        run = run_deployment(args.deployment, parameters=parameters, timeout=0, as_subflow=False)
+    except ObjectNotFound:
+        raise BadArgument("--deployment", f"{args.deployment} is not on the Prefect server "
+                                          "(register it: dataflux deploy --only dataflux-backfill)") from None
+    print(f"started flow run {run.name} ({run.id}) of {args.deployment}: {len(chosen)} partition(s), "
+          f"at most {args.max_concurrent} at a time: {', '.join(chosen)}")
+    link = url_for("flow-run", obj_id=run.id, url_type="ui")
+    if link:
+        print(f"  flow run: {link}")
     return 0
 
 
