@@ -60,20 +60,38 @@ def _span(proc) -> list[float]:
     return json.loads(next(x for x in out.splitlines() if x.startswith("SPAN "))[5:])
 
 
+def _wait_for(*markers, procs=(), timeout_s: float = 120):
+    deadline = time.time() + timeout_s
+    while not any(m.exists() for m in markers):
+        assert time.time() < deadline, f"none of {markers} within {timeout_s} s"
+        for p in procs:
+            assert p.poll() is None, p.communicate()[1][-3000:]
+        time.sleep(0.2)
+    return next(m for m in markers if m.exists())
+
+
 def test_runs_into_two_folders_overlap_and_two_into_one_folder_do_not(local_prefect, tmp_path, children):
+    """Each probe holds its folder's slot until the test releases it: a and b into one folder, c into
+    another. c and the first of a/b hold at once; the second of a/b starts only once the first is released."""
     one, other = str(tmp_path / "runs" / "2026-11-30"), str(tmp_path / "runs" / "2026-12-01")
     assert run_folder_limit(one) != run_folder_limit(other) and run_folder_limit(one) == run_folder_limit(one + "/")
-    procs = {name: _start(local_prefect, PROBE, folder, "6", str(tmp_path / f"{name}.started"))
+    marker = {name: tmp_path / f"{name}.started" for name in "abc"}
+    procs = {name: _start(local_prefect, PROBE, folder, "120", str(marker[name]))
              for name, folder in (("a", one), ("b", one), ("c", other))}
     children.extend(procs.values())
-    spans = {name: _span(p) for name, p in procs.items()}
-
-    def overlap(x, y):
-        return min(spans[x][1], spans[y][1]) - max(spans[x][0], spans[y][0])
-
-    assert overlap("a", "b") <= 0, spans  # the same folder: one after the other
-    first, second = sorted(("a", "b"), key=lambda n: spans[n][0])
-    assert overlap("c", first) > 2 or overlap("c", second) > 2, spans  # another folder: at the same time
+    first = _wait_for(marker["a"], marker["b"], procs=procs.values()).stem.split(".")[0]
+    second = "b" if first == "a" else "a"
+    _wait_for(marker["c"], procs=procs.values())  # another folder: held while `first` holds its own
+    time.sleep(3)
+    assert not marker[second].exists() and procs[second].poll() is None  # the same folder: it waits
+    (tmp_path / f"{first}.started.release").write_text("")
+    spans = {first: _span(procs[first])}
+    _wait_for(marker[second], procs=[procs[second]])
+    for name in (second, "c"):
+        (tmp_path / f"{name}.started.release").write_text("")
+        spans[name] = _span(procs[name])
+    assert spans[second][0] >= spans[first][1], spans  # one after the other
+    assert min(spans["c"][1], spans[first][1]) - max(spans["c"][0], spans[first][0]) > 3, spans  # at once
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:  # the limit: one slot, none held now
