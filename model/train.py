@@ -181,18 +181,33 @@ class Trainer:
                                            device_ids=[self.device.index] if self.device.type == "cuda" else None)
         from torch.distributed.fsdp import fully_shard
 
-        if any(s.kind in ("text", "swift") for s in getattr(self, "sources", [])):
-            # FSDP reduces a layer's gradients only on the ranks that ran it: a rank with a text-only batch
-            # would leave the others waiting in the encoder's reduce-scatter
-            raise ValueError("parallel: fsdp needs audio in every sample; train text or swift sources with ddp")
         # every routed expert takes part in every forward (on zero tokens when unpicked), so each rank
         # reduces the same gradients
         self.model.adapter.register_forward_hook(_touch_every_expert)
+        # FSDP gathers and reduces a layer's parameters only on the ranks that run it: on a text-only
+        # micro-batch the encoder and adapter run anyway, on a short silent clip, adding exactly zero
+        silence = np.zeros(self.model.config.samples_per_token, dtype=np.float32)
+        self._silence = {k: v.to(self.device) for k, v in self.processor.features([silence]).items()}
+        self._text_only = False
+        self.model.language_model.register_forward_pre_hook(self._audio_path_for_nothing, with_kwargs=True)
         for module in self.model.modules():
             if type(module).__name__ in self.model._no_split_modules:
                 fully_shard(module)
         fully_shard(self.model)
         return self.model
+
+    def _audio_path_for_nothing(self, module, args, kwargs):
+        """(FSDP, a text-only micro-batch) Inside the model's forward, before the language model: the silent
+        clip through encoder and adapter, times zero, added to the text embeddings, so every rank runs the
+        same collectives forward and backward; the loss and the language model's gradients are unchanged and
+        the encoder and adapter get zero gradients (set to None when no rank had audio: `step`)."""
+        if not self._text_only:
+            return None
+        embeds, out = self.model.encode_audio(self._silence["input_features"],
+                                              self._silence.get("input_features_mask"))
+        zero = (embeds.float().sum() + out.aux_loss + out.z_loss) * 0
+        kwargs["inputs_embeds"] = kwargs["inputs_embeds"] + zero.to(kwargs["inputs_embeds"].dtype)
+        return args, kwargs
 
     def _add_lora(self, lora: LoraSettings) -> None:
         from peft import LoraConfig, get_peft_model
@@ -301,7 +316,10 @@ class Trainer:
         start = time.perf_counter()
         micro = self.next_micro_batches()
         local_tokens = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro)
-        window_tokens = max(1, int(self._all_sum([local_tokens])[0]))  # every rank's label tokens
+        local_audio = sum("input_features" in b for b in micro)
+        window_tokens, window_audio = self._all_sum([local_tokens, local_audio])
+        window_tokens = max(1, int(window_tokens))  # every rank's label tokens
+        fsdp = self.world > 1 and self.cfg.parallel == "fsdp"
         ce_total, aux_total, z_total, loads, tokens = 0.0, 0.0, 0.0, [], 0
         self.optimizer.zero_grad(set_to_none=True)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else _null()
@@ -309,8 +327,10 @@ class Trainer:
         for i, b in enumerate(micro):
             labels = b.pop("labels")
             with self._sync(i == len(micro) - 1):
+                self._text_only = fsdp and "input_features" not in b
                 with autocast:
                     out = self.wrapped(**b)
+                self._text_only = False
                 logits = out.logits.float()
                 ce = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                                                        labels[:, 1:].reshape(-1), ignore_index=IGNORE,
@@ -325,6 +345,9 @@ class Trainer:
                 loss.backward()
             ce_total += ce.item()
             tokens += int(b["attention_mask"].sum())
+        if fsdp and not window_audio:  # no rank had audio: the encoder and adapter are left alone, as on one
+            for p in [*self.model.audio_tower.parameters(), *self.model.adapter.parameters()]:  # process
+                p.grad = None
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
         grad_norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm)

@@ -1,6 +1,7 @@
-"""Two CPU processes (gloo, launched by torchrun) give the loss and gradients of one process on the same
-global batch, with DDP and with FSDP2, and a checkpoint saved on 2 ranks resumes on 1 and continues the
-same loss curve. Each case runs in child processes (torchrun, and `dataflux train --nproc 2`)."""
+"""Two CPU processes (gloo, launched by torchrun) give the loss and gradients (before clipping) of one
+process on the same global batch, with DDP and with FSDP2, text-only micro-batches among them, and a
+checkpoint saved on 2 ranks resumes on 1 and continues the same loss curve; a stuck rank fails the run
+after `dist_timeout_s`. Each case runs in child processes (torchrun, and `dataflux train --nproc 2`)."""
 
 import contextlib
 import json
@@ -36,14 +37,22 @@ STEPS = textwrap.dedent("""
     def before_clipping(params, *args, **kwargs):
         # the first step's gradients as the ranks reduced them, before clipping (clipping to a norm would hide
         # a gradient off by a uniform factor); full tensors (FSDP holds shards: every rank gathers)
-        if trainer.state["step"] == 0:
+        if trainer.state["step"] < 2:
             grads = {n: (p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad).detach().clone()
                      for n, p in trainer.model.named_parameters() if p.grad is not None}
             if trainer.rank == 0:
-                torch.save(grads, os.path.join(out, "grads.pt"))
+                torch.save(grads, os.path.join(out, f"grads-{trainer.state['step'] + 1}.pt"))
         return clip(params, *args, **kwargs)
 
     torch.nn.utils.clip_grad_norm_ = before_clipping
+    fetch, text_only = trainer.next_micro_batches, []
+
+    def noting_text_only():  # which of this rank's micro-batches hold no audio
+        micro = fetch()
+        text_only.append(["input_features" not in b for b in micro])
+        return micro
+
+    trainer.next_micro_batches = noting_text_only
     losses, norms = [], []
     for step in range(4):
         record = trainer.step()
@@ -54,6 +63,7 @@ STEPS = textwrap.dedent("""
     if trainer.rank == 0:
         json.dump(losses, open(os.path.join(out, "losses.json"), "w"))
         json.dump(norms, open(os.path.join(out, "grad_norms.json"), "w"))
+    json.dump(text_only, open(os.path.join(out, f"text_only-{trainer.rank}.json"), "w"))
     trainer.close()
 """)
 
@@ -67,9 +77,13 @@ def setup(tmp_path_factory):
 
 
 def config(root, name, data, **values):
+    # the sources interleave TT TA | TT MT | TT TT | TA TT (2 samples to a micro-batch, 2 micro-batches to a
+    # step): on 2 ranks, rank 0's micro-batch is text only in steps 1 and 2 while rank 1's has audio (FSDP's
+    # ranks must still run the same collectives), and step 3 has no audio at all (the encoder is not updated)
     cfg = {"model": "tiny", "freeze": "full", "output_dir": str(root / name), "batch_size": 2, "max_length": 512,
-           "sources": [{"path": data["asr"], "kind": "asr", "ratio": 0.7},
-                       {"path": data["paralinguistic"], "kind": "mcq", "ratio": 0.3}],
+           "sources": [{"path": data["asr"], "kind": "asr", "ratio": 0.1},
+                       {"path": data["paralinguistic"], "kind": "mcq", "ratio": 0.1},
+                       {"path": data["text"], "kind": "text", "ratio": 0.8}],
            "lr": {"audio_tower": 3e-4, "adapter": 3e-3, "language_model": 3e-3}, "warmup_steps": 1,
            "max_steps": 4, "shuffle_buffer": 8, "streaming": True, **values}
     path = root / f"{name}.yaml"
@@ -148,7 +162,8 @@ def steps(root, name, nproc):
     if nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *cmd[1:]]
     run(cmd)
-    return (json.loads((root / name / "losses.json").read_text()), torch.load(root / name / "grads.pt"),
+    return (json.loads((root / name / "losses.json").read_text()),
+            [torch.load(root / name / f"grads-{step}.pt") for step in (1, 2)],
             json.loads((root / name / "grad_norms.json").read_text()))
 
 
@@ -167,14 +182,19 @@ def test_two_ranks_match_one_process_and_resume_on_one(parallel, setup, single, 
     losses, grads, norms = steps(root, parallel, 2)
     one_losses, one_grads, one_norms = single
     with capsys.disabled():
-        diff = max((grads.get(n, torch.zeros_like(g)) - g).abs().max().item() for n, g in one_grads.items())
+        diff = [max((g2.get(n, torch.zeros_like(g)) - g).abs().max().item() for n, g in g1.items())
+                for g1, g2 in zip(one_grads, grads)]
         print(f"\n{parallel}: losses {[round(x, 4) for x in losses]}, gradient norms before clipping "
-              f"{[round(x, 4) for x in norms]}, max gradient difference (step 1, before clipping) {diff:.2e}")
+              f"{[round(x, 4) for x in norms]}, max gradient difference (steps 1, 2, before clipping) "
+              f"{[f'{d:.2e}' for d in diff]}")
         print(f"one process: losses {[round(x, 4) for x in one_losses]}, gradient norms before clipping "
               f"{[round(x, 4) for x in one_norms]}")
-    for name, g in one_grads.items():  # an expert no token picked has no gradient on one process, zeros on FSDP
-        assert torch.allclose(grads.get(name, torch.zeros_like(g)), g, atol=1e-5, rtol=1e-4), name
-    assert all(name in one_grads or not g.any() for name, g in grads.items())
+    for step, (g1, g2) in enumerate(zip(one_grads, grads), 1):
+        for name, g in g1.items():  # an expert no token picked has no gradient on one process, zeros on FSDP
+            assert torch.allclose(g2.get(name, torch.zeros_like(g)), g, atol=1e-5, rtol=1e-4), (step, name)
+        assert all(name in g1 or not g.any() for name, g in g2.items()), step
+    text_only = [json.loads((root / parallel / f"text_only-{r}.json").read_text()) for r in (0, 1)]
+    assert [r[:3] for r in text_only] == [[[True], [True], [True]], [[False], [False], [True]]]
     assert norms == pytest.approx(one_norms, rel=1e-4, abs=1e-6)  # each step's, so a scale error shows
     assert losses == pytest.approx(one_losses, abs=1e-5)
     # the 2-rank checkpoint after step 2 resumes on 1 process (accumulating 2 micro-batches) and continues
