@@ -17,6 +17,7 @@ second commit of the same pass is a no-op; files of a pass that never committed 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import math
@@ -96,7 +97,7 @@ class RayRunner(Runner):
             ds = ds.map_batches(
                 _StageActor, fn_constructor_args=(stage,), batch_size=res.batch_size, batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=res.concurrency), num_cpus=res.num_cpus,
-                num_gpus=res.num_gpus or None, zero_copy_batch=True)
+                num_gpus=res.num_gpus or None, resources=res.custom or None, zero_copy_batch=True)
         for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             rows, rejects, items_in = [], [], 0
             for row in table.to_pylist():
@@ -125,13 +126,14 @@ class RayRunner(Runner):
             maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
         where = self.address
         host, _, port = where.rpartition(":")
-        if host in ("127.0.0.1", "localhost", "::1", "[::1]"):
-            # A cluster on this machine's loopback: Ray would rewrite the address to the machine's outward
-            # address (where such a cluster does not listen) and then wait for it for minutes.
+        if _loopback(host):
+            # A cluster on this machine's loopback: Ray would rewrite 127.0.0.1 to the machine's outward
+            # address (where such a cluster does not listen) and then wait for it for minutes. The driver
+            # takes the cluster's own loopback address as its node address (Ray looks for a raylet there).
             import ray._private.ray_constants as ray_constants
 
             ray_constants.ENABLE_RAY_CLUSTER = False
-            kwargs["_node_ip_address"] = "127.0.0.1"
+            kwargs["_node_ip_address"] = "127.0.0.1" if host in ("localhost", "::1", "[::1]") else host
         if "://" not in where and where != "auto" and port.isdigit():
             try:
                 socket.create_connection((host, int(port)), timeout=min(10.0, self.connect_timeout_s)).close()
@@ -335,6 +337,14 @@ class _Tally:
         for entry in filter(None, (row[TRACE] or "").split(",")):
             stage, node = entry.split("@")
             self.audio[(stage, node)] = self.audio.get((stage, node), 0.0) + row[AUDIO_S]
+
+
+def _loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: every address of that range reaches this machine."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _local(table: Table) -> bool:
