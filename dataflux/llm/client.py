@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from dataflux.llm import secrets
 from dataflux.llm.cache import RequestCache, StoreCache, open_cache, request_key
@@ -55,6 +55,9 @@ class Endpoint(Section):
     price_out_per_1k: float = 0.0
     name: str | None = None  # names the endpoint's shared Prefect quota (flows/quotas.py); the host by default
     shared_limit: int | None = None  # that quota's slots across flow runs; `concurrency` by default
+    # requests in flight to this endpoint from all workers of a Ray cluster together (unset: `concurrency`
+    # per worker, so N workers may send N times it)
+    cluster_concurrency: int | None = Field(None, ge=1)
     # replicas of the same model (the `vllm` backend's servers): requests are spread over base_url and these
     base_urls: tuple[str, ...] = ()
 
@@ -110,8 +113,10 @@ class LLMClient:
         self.endpoint = endpoint
         self.cache = cache
         self.usage = Usage()
+        # a request lasts at most timeout_s; a lease outlives it by a margin, then lapses (its holder died)
         self.limiter = EndpointLimiter(endpoint.concurrency, endpoint.rpm, endpoint.tpm,
-                                       endpoint.name or endpoint.base_url)
+                                       endpoint.name or endpoint.base_url, endpoint.cluster_concurrency,
+                                       lease_s=endpoint.timeout_s + 30.0)
         self._key = secrets.api_key(endpoint.api_key_env)
         self._urls = [f"{url.rstrip('/')}/chat/completions" for url in (endpoint.base_url, *endpoint.base_urls)]
         self._headers = {"Content-Type": "application/json", "Accept": "application/json",
@@ -171,23 +176,25 @@ class LLMClient:
             tries += 1
             async with self.limiter.semaphore:
                 await self.limiter.wait_turn(estimate)
-                self.usage.requests += 1
-                try:
-                    reply, last_response = await self._post(url, data)
-                    completion = self._accept(reply, schema, body)
-                    if self.cache is not None:
-                        value = {"text": completion.text, "usage": completion.usage, "reasoning": completion.reasoning}
-                        if self.cache.remote:  # an object store: a network round trip, off the event loop
-                            await asyncio.to_thread(self.cache.put, key, value, template_version)
-                        else:
-                            self.cache.put(key, value, template_version)
-                    return completion
-                except Exception as e:  # classify: retry, or fail for good
-                    retryable, reason, retry_after, body_text = self._classify(e)
-                    last_response = body_text if body_text is not None else last_response
-                    unreachable = _unreachable(e)
-                    if not retryable:
-                        break
+                async with self.limiter.cluster_slot():  # after the rpm wait: a lease only spans the request
+                    self.usage.requests += 1
+                    try:
+                        reply, last_response = await self._post(url, data)
+                        completion = self._accept(reply, schema, body)
+                        if self.cache is not None:
+                            value = {"text": completion.text, "usage": completion.usage,
+                                     "reasoning": completion.reasoning}
+                            if self.cache.remote:  # an object store: a network round trip, off the event loop
+                                await asyncio.to_thread(self.cache.put, key, value, template_version)
+                            else:
+                                self.cache.put(key, value, template_version)
+                        return completion
+                    except Exception as e:  # classify: retry, or fail for good
+                        retryable, reason, retry_after, body_text = self._classify(e)
+                        last_response = body_text if body_text is not None else last_response
+                        unreachable = _unreachable(e)
+                        if not retryable:
+                            break
             if unreachable:  # nothing listens (a server restarting): wait it out, up to unreachable_wait_s
                 down_since = down_since or time.monotonic()
                 if time.monotonic() - down_since < ep.unreachable_wait_s:

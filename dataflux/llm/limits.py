@@ -5,15 +5,20 @@ Within one process the budgets are local token buckets. When Ray is up (stage wo
 on any number of nodes) the per-minute budgets and the cool-down of an endpoint live in one named,
 detached Ray actor (`SharedBudget`, one per endpoint and limit setting, zero CPUs) that every process
 of the cluster asks for a reservation before each request, so N workers together stay within the
-endpoint's rpm and tpm instead of N times them. Concurrency stays per process (`Endpoint.concurrency`
-per worker); across flow runs `Endpoint.shared_limit` bounds it through Prefect's global concurrency
-limits (flows/quotas.py)."""
+endpoint's rpm and tpm instead of N times them. Concurrency is per process (`Endpoint.concurrency` per
+worker) and, when `Endpoint.cluster_concurrency` is set, also for the whole cluster: another named actor
+(`SharedSlots`) leases that many request slots to all workers, each lease expiring after the longest a
+request may take, so a worker that dies holding slots gives them back. Across flow runs
+`Endpoint.shared_limit` bounds concurrency through Prefect's global concurrency limits
+(flows/quotas.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
+import uuid
 
 
 class Bucket:
@@ -81,10 +86,55 @@ def shared_budget(name: str, rpm: float | None, tpm: float | None):
                          lifetime="detached").remote(rpm, tpm)
 
 
+class SharedSlots:
+    """At most `slots` requests in flight to one endpoint from the whole Ray cluster (the body of a named
+    async Ray actor). A lease not given back within `lease_s` (its holder died) lapses."""
+
+    def __init__(self, slots: int, lease_s: float):
+        self.slots, self.lease_s = slots, lease_s
+        self.held: dict[str, float] = {}  # lease -> when it lapses
+        self.freed = asyncio.Event()
+        self.peak = self.lapsed = 0
+
+    async def acquire(self) -> str:
+        while True:
+            now = time.monotonic()
+            for lease in [k for k, until in self.held.items() if until <= now]:
+                del self.held[lease]
+                self.lapsed += 1
+            if len(self.held) < self.slots:
+                lease = uuid.uuid4().hex
+                self.held[lease] = now + self.lease_s
+                self.peak = max(self.peak, len(self.held))
+                return lease
+            self.freed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):  # look at lapsing leases at least once a second
+                await asyncio.wait_for(self.freed.wait(), timeout=1.0)
+
+    async def release(self, lease: str) -> None:
+        if self.held.pop(lease, None) is not None:
+            self.freed.set()
+
+    async def stats(self) -> dict:
+        return {"held": len(self.held), "peak": self.peak, "lapsed": self.lapsed}
+
+
+def shared_slots(name: str, slots: int, lease_s: float):
+    """The cluster's `SharedSlots` actor for endpoint `name`, created on first use (detached)."""
+    import ray
+
+    actor = ray.remote(num_cpus=0, max_restarts=-1)(SharedSlots)
+    return actor.options(name=f"dataflux-slots:{name}:{slots}", namespace="dataflux", get_if_exists=True,
+                         lifetime="detached").remote(slots, lease_s)
+
+
 class EndpointLimiter:
     def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None,
-                 name: str | None = None):
-        self.concurrency = concurrency
+                 name: str | None = None, cluster_concurrency: int | None = None, lease_s: float = 600.0):
+        # one process never holds more than the whole cluster may
+        self.concurrency = min(concurrency, cluster_concurrency or concurrency)
+        self.cluster_concurrency, self.lease_s = cluster_concurrency, lease_s
+        self._slots = None
         self.rpm, self.tpm, self.name = rpm, tpm, name
         self.requests = Bucket(rpm) if rpm else None
         self.tokens = Bucket(tpm) if tpm else None
@@ -100,6 +150,23 @@ class EndpointLimiter:
             if ray is not None and ray.is_initialized():
                 self._shared = shared_budget(self.name, self.rpm, self.tpm)
         return self._shared
+
+    @contextlib.asynccontextmanager
+    async def cluster_slot(self):
+        """Hold one of the cluster's request slots for this endpoint (a no-op without Ray or without
+        `cluster_concurrency`: the process's own semaphore is then the bound)."""
+        if self._slots is None and self.cluster_concurrency and self.name:
+            ray = sys.modules.get("ray")
+            if ray is not None and ray.is_initialized():
+                self._slots = shared_slots(self.name, self.cluster_concurrency, self.lease_s)
+        if self._slots is None:
+            yield
+            return
+        lease = await self._slots.acquire.remote()
+        try:
+            yield
+        finally:
+            self._slots.release.remote(lease)
 
     def rebind(self) -> None:
         """New asyncio primitives for a new event loop; budgets and cool-down carry over."""

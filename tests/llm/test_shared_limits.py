@@ -6,14 +6,16 @@ The limit is scaled down for test time, honestly: rpm 120 is 2 requests/s with a
 second's worth); any 5 s window may then hold at most 2 * 5 + 2 = 12 requests. Unshared, four actors of
 concurrency 4 would send all 32 requests within about 4 s."""
 
+import asyncio
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 from dataflux.llm.client import Endpoint, LLMClient, run_all
-from dataflux.llm.limits import Bucket
+from dataflux.llm.limits import Bucket, SharedSlots
 from tests.conftest import ROOT
 from tests.openai_double import OpenAIDouble, completion
 
@@ -65,3 +67,51 @@ def test_reservations_queue_at_the_pace(calls):
     waits = [bucket.reserve(1) for _ in range(calls)]
     assert waits[0] == 0.0
     assert all(abs(w - i) < 0.05 for i, w in enumerate(waits))
+
+
+class SlotWorker:
+    def send(self, base_url: str, worker: int, cluster_concurrency: int | None) -> int:
+        client = LLMClient(Endpoint(base_url=base_url, model="m", name="slots-endpoint", concurrency=4,
+                                    cluster_concurrency=cluster_concurrency, max_retries=0))
+        results = run_all(client, [{"messages": [{"role": "user", "content": f"{worker}-{i}-{cluster_concurrency}"}],
+                                    "template_version": "t"} for i in range(6)])
+        return sum(r.text == "done" for r in results)
+
+
+def test_cluster_concurrency_holds_across_four_ray_actors(ray_session):
+    """Four actors of concurrency 4 each: with `cluster_concurrency: 3` the server never sees more than 3
+    requests at once (and does see 3); without it, it sees more than 3."""
+    ray = ray_session
+    lock, flight, peaks = threading.Lock(), [0], []
+
+    def reply(body):
+        with lock:
+            flight[0] += 1
+            peaks[-1] = max(peaks[-1], flight[0])
+        time.sleep(0.3)
+        with lock:
+            flight[0] -= 1
+        return 200, completion("done"), {}
+
+    with OpenAIDouble(reply) as server:
+        for setting in (3, None):
+            peaks.append(0)
+            actors = [ray.remote(num_cpus=0.25)(SlotWorker).remote() for _ in range(ACTORS)]
+            sent = ray.get([a.send.remote(server.base_url, i, setting) for i, a in enumerate(actors)], timeout=120)
+            assert sent == [6] * ACTORS
+    assert peaks[0] == 3 and peaks[1] > 3, peaks
+
+
+def test_a_lease_lapses_when_its_holder_dies():
+    async def go():
+        slots = SharedSlots(2, lease_s=0.5)
+        first = await slots.acquire()
+        await slots.release(first)  # given back: the slot is free at once
+        start = time.monotonic()
+        await slots.acquire()
+        await slots.acquire()  # both held by a worker that then dies without giving them back
+        await slots.acquire()
+        return time.monotonic() - start, await slots.stats()
+
+    waited, stats = asyncio.run(go())
+    assert 0.45 <= waited <= 2.0 and stats == {"held": 1, "peak": 2, "lapsed": 2}, (waited, stats)
