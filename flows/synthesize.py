@@ -110,13 +110,13 @@ def synthesize(config: str = "examples/demo.yaml", source: str | None = None, ru
         from dataflux.history import QualityBounds
 
         QualityBounds(**quality_bounds)  # a bad bound fails the run before any work
-    with run_folder_slot(values["out"]):  # one flow run per run folder; runs into other folders go ahead
+    with run_folder_slot(values["out"]) as lease:  # one flow run per run folder; others go ahead
         return _synthesize(RunFolder(values["out"]), cfg, config_path, values, shard_size, max_shards,
-                           quality_bounds)
+                           quality_bounds, lease)
 
 
 def _synthesize(run: RunFolder, cfg, config_path: str, overrides: dict, shard_size: int, max_shards: int,
-                quality_bounds: dict | None = None) -> dict:
+                quality_bounds: dict | None = None, slot_lease: str | None = None) -> dict:
     """Walk the pipeline table (dataflux.pipeline.walk); each step runs as one task per shard."""
     from dataflux.pipeline import STAGES, invocation, merge, walk
     from dataflux.runners.base import StageStats
@@ -150,7 +150,7 @@ def _synthesize(run: RunFolder, cfg, config_path: str, overrides: dict, shard_si
             logger.info("%d clips -> %d shard(s) of at most %d", clips, shards, shard_size)
         return stats
 
-    owner = {"flow_run_id": str(prefect_flow_run.id)}
+    owner = {"flow_run_id": str(prefect_flow_run.id), "slot_lease": slot_lease}  # a run after us frees a lease we left
     try:
         with invocation(run, cfg, "flow:dataflux-synthesize", owner) as inv:
             settle_previous(inv.previous)

@@ -144,6 +144,24 @@ class RunFolder:
         finally:
             os.close(fd)  # closing releases the lock
 
+    def last_holder(self) -> dict | None:
+        """The `owner` record of the process that last held this (local) run folder's lock, if no live
+        process holds it now; None while one does, or when there is no record (or an object store)."""
+        folder = self.local_path
+        if folder is None:
+            return None
+        try:
+            fd = os.open(folder / ".lock", os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return json.loads(os.pread(fd, 1 << 16, 0) or b"null")
+        except (BlockingIOError, ValueError):
+            return None
+        finally:
+            os.close(fd)  # also releases a lock taken just now
+
     def start_invocation(self, command: str, config: dict) -> dict:
         """Record one invocation (a `dataflux run` or `ingest`) in run.json and return its entry."""
         info = self.read_run_json()

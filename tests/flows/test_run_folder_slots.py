@@ -23,11 +23,13 @@ import json, sys, time
 from pathlib import Path
 from prefect import flow
 from flows.quotas import run_folder_slot
+from storage.run_folder import RunFolder
 
 @flow(name="run-folder-probe")
 def probe(run_dir: str, hold_s: float, marker: str):
     # hold the run folder's slot for hold_s seconds, or until the file MARKER.release appears
-    with run_folder_slot(run_dir):
+    # as the synthesize flow does: the folder lock inside the slot, the slot's lease in the owner record
+    with run_folder_slot(run_dir) as lease, RunFolder(run_dir).lock({"slot_lease": lease}):
         start = time.time()
         Path(marker).write_text(str(start))
         while time.time() < start + hold_s and not Path(marker + ".release").exists():
@@ -148,3 +150,26 @@ def test_synthesize_waits_for_its_run_folder_and_the_deployment_has_no_deploymen
     info = json.loads((run_dir / "run.json").read_text())
     assert len(info["invocations"]) == 1 and info["invocations"][0]["status"] == "completed"  # it ran, once
     assert (run_dir / "run.json").stat().st_mtime >= held[1], (held, (run_dir / "run.json").stat().st_mtime)
+
+
+def test_a_killed_runs_slot_is_freed_by_the_next_run_into_its_folder(local_prefect, tmp_path, children):
+    """A probe SIGKILLed while it holds its folder's slot leaves a lease that would hold the slot for
+    LEASE_S (300 s); the next probe into that folder finds the folder lock free, releases the lease its
+    last holder named, and starts within seconds. Two probes into one folder still queue (test above),
+    because a live holder keeps the lock."""
+    folder = str(tmp_path / "runs" / "killed")
+    first, second = tmp_path / "first.started", tmp_path / "second.started"
+    victim = _start(local_prefect, PROBE, folder, "600", str(first))
+    children.append(victim)
+    _wait_for(first, procs=[victim])
+    victim.kill()
+    victim.wait(timeout=30)
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # the dead probe's lease still holds the one slot
+        assert client.read_global_concurrency_limit_by_name(run_folder_limit(folder)).active_slots == 1
+    start = time.time()
+    follower = _start(local_prefect, PROBE, folder, "0", str(second))
+    children.append(follower)
+    span = _span(follower)
+    assert span[0] - start < 60, span  # not the 300 s lease
