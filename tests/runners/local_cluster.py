@@ -66,7 +66,10 @@ class LocalCluster:
                 f"--resources={json.dumps(resources)}", "--disable-usage-stats"]
 
     def _ray(self, *args: str) -> None:
-        out = subprocess.run([str(RAY), *args], env=self.env, capture_output=True, text=True, timeout=120)
+        # a process that started Ray locally (a test session's own instance) sets this to 0, which would
+        # refuse worker nodes
+        env = {**self.env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
+        out = subprocess.run([str(RAY), *args], env=env, capture_output=True, text=True, timeout=120)
         if out.returncode:
             raise RuntimeError(f"ray {args[0]} failed: {out.stderr[-2000:]}")
 
