@@ -2,9 +2,10 @@
 
 Each trial starts from an empty run folder and kills the flow process (and its children) once in every
 stage, in order: ingest, annotate, generate, verify, filter, publish; the moment is drawn uniformly over
-the first half of that stage's duration in an uninterrupted run, counted from the stage's 'starting' log
-line (half: a run up to twice as fast as the reference still dies inside the stage, so an early finish
-does not move the kill into the next stage). A kill counts only if the stage's task had not logged its
+the first third of that stage's duration in an uninterrupted run, counted from the stage's 'starting' log
+line (a third: a run up to three times as fast as the reference still dies inside the stage, so an early
+finish does not move the kill into the next stage; the reference is the first, cold run, and a warm
+ingest has been measured 2.4 times as fast). A kill counts only if the stage's task had not logged its
 'Finished' line; every trial must kill in all six stages. After the sixth kill a last run completes.
 Then the corpus equals the uninterrupted run's row for row, every input is a clip or one reject, and no
 LLM request whose answer had been stored before a kill is sent again. The audio answerer is an HTTP
@@ -24,7 +25,7 @@ from tests.verifiers.test_kill_during_verify import key_of
 
 pytestmark = pytest.mark.slow
 TRIALS = 5
-KILL_WITHIN = 0.5  # of the stage's uninterrupted duration: see the module docstring
+KILL_WITHIN = 1 / 3  # of the stage's uninterrupted duration: see the module docstring
 
 
 def verify_section(base_url: str) -> dict:
