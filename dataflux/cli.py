@@ -138,6 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--alerts-max-minutes", type=float,
                         help="also alert when a flow run is still running after this many minutes")
     deploy.set_defaults(func=cmd_deploy)
+    watch = sub.add_parser("watch", help="runs triggered by new audio")
+    watch_sub = watch.add_subparsers(dest="watch_command", required=True, metavar="ACTION")
+    notify = watch_sub.add_parser("serve", help="receive S3/MinIO bucket notifications over HTTP and emit "
+                                                "dataflux.source.updated for objects created under --source "
+                                                "(the open-source stand-in for a Prefect Cloud webhook)")
+    notify.add_argument("--source", required=True, help="s3://BUCKET/PREFIX: objects created under it are announced")
+    notify.add_argument("--run-dir", required=True, help="the run folder the triggered synthesize run writes")
+    notify.add_argument("--config", default="examples/demo.yaml", help="the pipeline config the runs use")
+    notify.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1); any other needs --token-env")
+    notify.add_argument("--port", type=int, default=8787)
+    notify.add_argument("--token-env", metavar="VAR",
+                        help="environment variable holding the shared secret senders must present "
+                             "(Authorization: Bearer, X-DataFlux-Token or ?token=); never on the command line")
+    notify.set_defaults(func=cmd_watch_serve)
     backfill = sub.add_parser("backfill", help="run the dataflux-backfill deployment: one synthesize run per "
                                                "partition folder of a source, a bounded number at a time")
     backfill.add_argument("--source", required=True,
@@ -319,6 +334,48 @@ def cmd_deploy(args) -> int:
         limit = timedelta(minutes=args.alerts_max_minutes) if args.alerts_max_minutes else None
         for name in ensure_alerts(block, max_duration=limit):
             print(f"automation {name}: notifies {block}")
+    return 0
+
+
+def cmd_watch_serve(args) -> int:
+    """Events go to the Prefect API in PREFECT_API_URL (the synthesize deployment's trigger fires there)."""
+    import logging
+    import time
+
+    _in_range("--port", args.port, 0, 65535)
+    _existing("--config", args.config)
+    from flows.notify import NotificationReceiver, split_source
+    from flows.server import LOOPBACK
+
+    try:
+        split_source(args.source)
+    except ValueError as e:
+        raise BadArgument("--source", str(e)) from None
+    token = None
+    if args.token_env:
+        token = os.environ.get(args.token_env) or None
+        if token is None:
+            raise BadArgument("--token-env", f"{args.token_env} is not set (or empty) in the environment")
+    if args.host not in LOOPBACK and not token:
+        raise BadArgument("--host", f"refusing to bind {args.host} without a token: anyone who reaches the "
+                                    "receiver could start runs; put a shared secret in an environment variable and "
+                                    "name it with --token-env VAR, never on the command line")
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise BadArgument("--source", "PREFECT_API_URL is not set: the events would go nowhere "
+                                      "(export PREFECT_API_URL=http://127.0.0.1:4200/api, see dataflux server)")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    with NotificationReceiver(args.source, args.run_dir, args.config, host=args.host, port=args.port,
+                              token=token) as receiver:
+        print(f"receiving bucket notifications at {receiver.url} (bound to {args.host}"
+              f"{', token required' if token else ''}) for {args.source}; events to {PREFECT_API_URL.value()}. "
+              "Ctrl-C stops it.", flush=True)
+        try:
+            while receiver.thread and receiver.thread.is_alive():
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
     return 0
 
 

@@ -65,20 +65,35 @@ def poll(source: str, run_dir: str, config: str, reannounce_after_s: float = 360
     return {"source": source, "run_dir": run_dir, "config": config, "new": len(fresh), "announce": due}
 
 
+def source_updated_event(source: str, run_dir: str, config: str, files: list[str]) -> dict:
+    """The `dataflux.source.updated` event announcing `files` (URIs) new in `source`: the keyword
+    arguments of `prefect.events.emit_event`. The `dataflux-synthesize` deployment's trigger (prefect.yaml)
+    matches its resource id and takes source, run_dir and config from the payload; its ingest then lists
+    the source and takes exactly the files the run folder has not accounted for (`files` is informative,
+    the first 100). The polling watcher and the notification receiver (flows/notify.py) both emit this."""
+    return {"event": SOURCE_EVENT,
+            "resource": {"prefect.resource.id": resource_id(source), "prefect.resource.name": source},
+            "payload": {"source": source, "run_dir": run_dir, "config": config, "count": len(files),
+                        "files": list(files)[:100]}}
+
+
+def emit_source_updated(source: str, run_dir: str, config: str, files: list[str]):
+    """Emit `source_updated_event(...)` to the Prefect API in PREFECT_API_URL; returns the event (None
+    when no API is configured)."""
+    from prefect.events import emit_event
+
+    return emit_event(**source_updated_event(source, run_dir, config, files))
+
+
 @flow(name="dataflux-watch", log_prints=True, result_serializer="json")
 def watch(source: str, run_dir: str, config: str = "examples/demo.yaml", reannounce_after_s: float = 3600) -> dict:
     """Poll `source` once (a deployment's interval schedule makes it a watcher); emit
     `dataflux.source.updated` when it has files the run folder has not accounted for."""
-    from prefect.events import emit_event
-
     config = str(Path(config).resolve()) if "://" not in config else config
     result = poll(source, run_dir, config, reannounce_after_s)
     logger = get_run_logger()
     if result["announce"]:
-        emit_event(SOURCE_EVENT, resource={"prefect.resource.id": resource_id(result["source"]),
-                                           "prefect.resource.name": result["source"]},
-                   payload={"source": result["source"], "run_dir": result["run_dir"], "config": config,
-                            "count": len(result["announce"]), "files": result["announce"][:100]})
+        emit_source_updated(result["source"], result["run_dir"], config, result["announce"])
         logger.info("%d new file(s) in %s: emitted %s", len(result["announce"]), result["source"], SOURCE_EVENT)
     else:
         logger.info("%s: %d file(s) not yet accounted for, none to announce", result["source"], result["new"])
