@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
+import gc
 import json
 import os
 import random
@@ -455,7 +456,16 @@ class Trainer:
         """Leaves the process group, except after a failure: destroying it waits on peers that may be gone
         (a known hang), and the rank is about to exit non-zero anyway, so torchrun tears the others down."""
         if self.world > 1 and torch.distributed.is_initialized() and not self.failed:
+            # The process group's destructor joins gloo's worker threads while holding the GIL, and a worker
+            # freeing a finished collective's tensors takes the GIL: freed at the wrong moment, the rank waits
+            # for ever (seen: ~Reducer -> ~ProcessGroupGloo -> thread join, the worker in ~AsyncAllreduceWork
+            # waiting for the GIL). So the last collective has no tensors, the workers get a moment (GIL
+            # released) to free the earlier ones, and the group is freed here, not whenever DDP is.
+            torch.distributed.barrier()
+            time.sleep(1)
             torch.distributed.destroy_process_group()
+            self.wrapped = self.model  # DDP's reducer holds the group
+            gc.collect()
 
 
 def _touch_every_expert(module, args, output):

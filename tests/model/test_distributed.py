@@ -153,7 +153,7 @@ def run(cmd, env=None, timeout=CALL_S, check=True):
         proc.wait()
     done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if check:
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-12000:]
     return done
 
 
