@@ -113,11 +113,13 @@ class Invocation:
 
 @contextmanager
 def invocation(run: RunFolder, config: RunConfig, command: str, owner: dict | None = None,
-               until: str | None = None) -> Iterator[Invocation]:
+               until: str | None = None, wait_s: float | None = 0.0,
+               on_wait: Callable[[str], None] | None = None) -> Iterator[Invocation]:
     """Hold the run folder and record this invocation in run.json: started, then completed or failed
     with the stats of the steps that ran. A failure to write run.json at the end (often the same full
-    disk that failed a step) does not hide the step's own error."""
-    with run.lock({"command": command, **(owner or {})}) as previous:
+    disk that failed a step) does not hide the step's own error. A folder another live run holds is
+    refused at once, or waited for (`wait_s`, None: as long as it takes; see RunFolder.lock)."""
+    with run.lock({"command": command, **(owner or {})}, wait_s, on_wait) as previous:
         run.start_invocation(command, {**config.as_dict(), "config_hash": config.hash(),
                                        "until": until or STAGES[-1]})
         inv = Invocation(previous)

@@ -26,7 +26,7 @@ from prefect.runtime import flow_run as prefect_flow_run
 from dataflux.history import backfill, history
 from flows.alerts import check_quality
 from flows.artifacts import Progress, corpus_card, corpus_history, stage_table
-from flows.quotas import llm_slots, run_folder_slot
+from flows.quotas import llm_slots
 from flows.results import SERIALIZER, results_storage
 from storage.run_folder import RunFolder
 
@@ -110,20 +110,18 @@ def synthesize(config: str = "examples/demo.yaml", source: str | None = None, ru
         from dataflux.history import QualityBounds
 
         QualityBounds(**quality_bounds)  # a bad bound fails the run before any work
-    with run_folder_slot(values["out"]) as lease:  # one flow run per run folder; others go ahead
-        return _synthesize(RunFolder(values["out"]), cfg, config_path, values, shard_size, max_shards,
-                           quality_bounds, lease)
+    return _synthesize(RunFolder(values["out"]), cfg, config_path, values, shard_size, max_shards, quality_bounds)
 
 
 def _synthesize(run: RunFolder, cfg, config_path: str, overrides: dict, shard_size: int, max_shards: int,
-                quality_bounds: dict | None = None, slot_lease: str | None = None) -> dict:
+                quality_bounds: dict | None = None) -> dict:
     """Walk the pipeline table (dataflux.pipeline.walk); each step runs as one task per shard."""
     from dataflux.pipeline import STAGES, invocation, merge, walk
     from dataflux.runners.base import StageStats
     from dataflux.shards import shard_count
 
     logger = get_run_logger()
-    corpus_before = run.table("corpus").version()
+    corpus_before = None
     common = dict(config_path=config_path, overrides=overrides, config_hash=cfg.hash(), run_dir_key=run.uri)
     storage = results_storage(run.local_path)
     results: dict[str, list[dict]] = {}
@@ -150,9 +148,16 @@ def _synthesize(run: RunFolder, cfg, config_path: str, overrides: dict, shard_si
             logger.info("%d clips -> %d shard(s) of at most %d", clips, shards, shard_size)
         return stats
 
-    owner = {"flow_run_id": str(prefect_flow_run.id), "slot_lease": slot_lease}  # a run after us frees a lease we left
+    owner = {"flow_run_id": str(prefect_flow_run.id)}
+
+    def waiting(why: str) -> None:
+        logger.info("%s: waiting for it (one flow run per run folder; runs into other folders go ahead)", why)
+
     try:
-        with invocation(run, cfg, "flow:dataflux-synthesize", owner) as inv:
+        # One flow run per run folder, queued on the folder's own lock (the OS frees it when a holder dies):
+        # a second run into the folder waits here, before touching it, instead of failing.
+        with invocation(run, cfg, "flow:dataflux-synthesize", owner, wait_s=None, on_wait=waiting) as inv:
+            corpus_before = run.table("corpus").version()  # read once the folder is ours
             settle_previous(inv.previous)
             walk(cfg, STAGES, execute, inv.stats)
     finally:

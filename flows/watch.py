@@ -10,7 +10,7 @@ for `reannounce_after_s` (a triggered run still queued or running), after which 
 
 `dataflux-backfill` runs the synthesize deployment once per partition (`SOURCE/<partition>/`, e.g. a
 date), each into its own run folder, at most `max_concurrent` at a time (the synthesize deployment has
-no deployment-wide limit: its runs queue per run folder, flows/quotas.py `run_folder_slot`).
+no deployment-wide limit: its runs queue on their run folder's lock).
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ import platform
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import fsspec
 import fsspec.asyn
@@ -109,12 +109,32 @@ class RunFolder:
             raise StorageError(f"cannot write {folder / 'run.json'}: {e.strerror or e}") from e
 
     @contextmanager
-    def lock(self, owner: dict) -> Iterator[dict | None]:
+    def lock(self, owner: dict, wait_s: float | None = 0.0,
+             on_wait: Callable[[str], None] | None = None) -> Iterator[dict | None]:
         """Hold the run folder for one invocation (an advisory lock on `RUN_DIR/.lock`, released by the
         OS when the process dies, SIGKILL included). Yields the previous holder's `owner` record, which
-        a caller may use to clean up after a holder that died; raises RunFolderBusy if a live process
-        holds it. On S3 the lock is an object created with a conditional write (`StoreLock`); other
-        object stores are not locked (yields None)."""
+        a caller may use to clean up after a holder that died. If a live process holds it: with
+        `wait_s` 0, RunFolderBusy at once; otherwise wait for it that long (None: for as long as it
+        takes), calling `on_wait(why)` once. On S3 the lock is an object created with a conditional
+        write (`StoreLock`); other object stores are not locked (yields None)."""
+        deadline = None if wait_s is None else time.monotonic() + wait_s
+        told = False
+        with ExitStack() as held:
+            while True:
+                try:  # only taking the lock is retried, never the caller's work under it
+                    previous = held.enter_context(self._lock_once(owner))
+                    break
+                except RunFolderBusy as busy:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+                    if on_wait and not told:
+                        on_wait(str(busy))
+                        told = True
+                    time.sleep(0.5 if self.local_path is not None else 5.0)
+            yield previous
+
+    @contextmanager
+    def _lock_once(self, owner: dict) -> Iterator[dict | None]:
         folder = self.local_path
         if folder is None:
             if not self.uri.startswith(("s3://", "s3a://")):
@@ -143,24 +163,6 @@ class RunFolder:
             yield previous
         finally:
             os.close(fd)  # closing releases the lock
-
-    def last_holder(self) -> dict | None:
-        """The `owner` record of the process that last held this (local) run folder's lock, if no live
-        process holds it now; None while one does, or when there is no record (or an object store)."""
-        folder = self.local_path
-        if folder is None:
-            return None
-        try:
-            fd = os.open(folder / ".lock", os.O_RDONLY)
-        except FileNotFoundError:
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return json.loads(os.pread(fd, 1 << 16, 0) or b"null")
-        except (BlockingIOError, ValueError):
-            return None
-        finally:
-            os.close(fd)  # also releases a lock taken just now
 
     def start_invocation(self, command: str, config: dict) -> dict:
         """Record one invocation (a `dataflux run` or `ingest`) in run.json and return its entry."""

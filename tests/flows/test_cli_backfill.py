@@ -1,7 +1,7 @@
 """`dataflux backfill` against a real Prefect server: it checks the partition choice, starts one run of
 the `dataflux-backfill` deployment with absolute paths and the chosen partitions, and says which; with
 the deployment missing it says how to register it. No worker serves the pool here: what the backfill
-flow then does is tests/flows/test_watch.py's and test_run_folder_slots.py's.
+flow then does is tests/flows/test_watch.py's and test_run_folder_queue.py's.
 
 The CLI runs in child processes (see tests/flows/test_cli_deploy.py for why)."""
 

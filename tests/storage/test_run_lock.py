@@ -38,3 +38,33 @@ def test_a_second_live_run_is_refused_and_a_killed_holder_frees_the_lock(tmp_pat
         holder.wait()
     with RunFolder(run_dir).lock({"command": "after"}) as previous:
         assert previous["pid"] == holder.pid and previous["command"] == "holder-test"
+
+
+def test_a_waiting_lock_gives_up_after_wait_s_and_never_retries_the_callers_work(tmp_path):
+    """With `wait_s`, a held folder is waited for (on_wait told once), then refused; work under the lock
+    that itself raises RunFolderBusy is not retried."""
+    import time
+
+    import pytest
+
+    from storage.run_folder import RunFolderBusy
+
+    run = RunFolder(tmp_path / "run")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "run")], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        told, start = [], time.monotonic()
+        with pytest.raises(RunFolderBusy, match="in use by another run"):
+            with run.lock({"command": "waiter"}, wait_s=1.5, on_wait=told.append):
+                pass
+        assert 1.5 <= time.monotonic() - start < 5 and len(told) == 1 and "in use" in told[0]
+    finally:
+        holder.kill()
+        holder.wait()
+    entered = []
+    with pytest.raises(RunFolderBusy, match="from the work"):
+        with run.lock({"command": "worker"}, wait_s=None):
+            entered.append(1)
+            raise RunFolderBusy("from the work")
+    assert entered == [1]
