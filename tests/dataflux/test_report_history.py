@@ -8,19 +8,8 @@ from collections import Counter
 
 from dataflux.stages.publish import run_publish
 from storage.run_folder import RunFolder
-from tests.storage.fill import rows
+from tests.storage.fill import NODES, kept_rows, rows
 from verifiers.filters import letter_balance
-
-NODES = ("speaker > gender", "content > language")
-
-
-def _kept(start: int, count: int) -> list[dict]:
-    out = rows("kept", start, count)
-    for i, r in enumerate(out):
-        r["answer"] = "ABCD"[(start + i) % 4]
-        r["node_path"] = NODES[(start + i) % 2]
-    return out
-
 
 def _table(page: str, table_id: str) -> list[list[str]]:
     body = page.split(f'<table id="{table_id}"', 1)[1].split("</table>", 1)[0]
@@ -32,10 +21,10 @@ def test_the_report_shows_every_published_version_with_its_figures(tmp_path):
     run.write("clips", rows("clips", 0, 8))
     run.write("annotations", rows("annotations", 0, 6))
     run.write("questions", rows("questions", 0, 10))
-    run.write("kept", _kept(0, 4))
+    run.write("kept", kept_rows(0, 4))
     run_publish(run)  # corpus v0: 4 items, letters A B C D, 2 per node
     run.write("annotations", rows("annotations", 6, 2))
-    run.write("kept", _kept(4, 3))
+    run.write("kept", kept_rows(4, 3))
     run_publish(run)  # corpus v1: 7 items, 3 new (A B C), nodes 4 and 3
     first = (run.local_path / "published" / "corpus-v0" / "report.html").read_text()
     page = (run.local_path / "published" / "corpus-v1" / "report.html").read_text()

@@ -51,3 +51,16 @@ def fill(run: RunFolder, commits: int = 3, per_commit: int = 4, tables=None) -> 
         for c in range(commits):
             run.write(name, rows(name, c * per_commit, per_commit), {"stage": "test"})
     return run
+
+
+NODES = ("speaker > gender", "content > language")
+
+
+def kept_rows(start: int, count: int) -> list[dict]:
+    """`kept` rows whose keys cycle A-D and whose nodes alternate between the two NODES (figures a test
+    can recount: letter balance, items per node)."""
+    out = rows("kept", start, count)
+    for i, r in enumerate(out):
+        r["answer"] = "ABCD"[(start + i) % 4]
+        r["node_path"] = NODES[(start + i) % 2]
+    return out

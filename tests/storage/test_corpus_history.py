@@ -12,27 +12,16 @@ import pytest
 from dataflux.history import backfill, diff, history
 from dataflux.stages.publish import run_publish
 from storage.run_folder import RunFolder
-from tests.storage.fill import rows
-
-NODES = ("speaker > gender", "content > language")
-
-
-def _kept(start: int, count: int) -> list[dict]:
-    out = rows("kept", start, count)
-    for i, r in enumerate(out):
-        r["answer"] = "ABCD"[(start + i) % 4]
-        r["node_path"] = NODES[(start + i) % 2]
-    return out
-
+from tests.storage.fill import NODES, kept_rows, rows
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     run = RunFolder(tmp_path_factory.mktemp("history") / "run")
     run.write("clips", rows("clips", 0, 8))
     run.write("questions", rows("questions", 0, 8))
-    run.write("kept", _kept(0, 4))
+    run.write("kept", kept_rows(0, 4))
     run_publish(run)  # corpus v0: 4 items
-    run.write("kept", _kept(4, 3))
+    run.write("kept", kept_rows(4, 3))
     run_publish(run)  # corpus v1: 7 items
     return run
 
