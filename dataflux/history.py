@@ -22,14 +22,13 @@ STAGE_PAIRS = (("inputs", "clips"), ("clips", "annotated"), ("annotated", "quest
 FIGURES = ("corpus_rows", "new_items", "inputs", "clips", "annotated", "questions", "verified", "kept",
            *[f"yield_{a}_{b}" for a, b in STAGE_PAIRS], "kappa", "both_answered", "letters_chi2_p",
            "nodes_covered", "nodes_total", "text_answerable_rate", "text_answerable_checked")
-# Figures kept only inside the row's `summary` JSON (no column of their own, so corpus_history tables
-# written before they existed need no schema change): `history()` and `history_row` derive them.
-DERIVED = ("text_answerable_rate", "text_answerable_checked")
 
 
 def derived(summary: dict) -> dict:
     """The blind-answerable rate (report.text_answerable_rates): share of verified items a text-only
-    answerer gets right, and how many items were checked; None where it was not measured."""
+    answerer gets right, and how many items were checked; None where it was not measured. Kept only
+    inside the row's `summary` JSON (no column of their own, so corpus_history tables written before they
+    existed need no schema change): `history()` and `history_row` derive them."""
     blind = summary.get("text_answerable") or {}
     return {"text_answerable_rate": blind.get("rate"), "text_answerable_checked": blind.get("checked")}
 
@@ -82,7 +81,7 @@ def backfill(run: RunFolder) -> list[int]:
 
 
 def history(run: RunFolder) -> pa.Table:
-    """The corpus_history table with the DERIVED figures as columns (from each row's summary JSON)."""
+    """The corpus_history table with the `derived` figures as columns (from each row's summary JSON)."""
     table = run.table("corpus_history").read()
     extra = [derived(json.loads(s) if s else {}) for s in table["summary"].to_pylist()]
     table = table.append_column("text_answerable_rate", pa.array([e["text_answerable_rate"] for e in extra],

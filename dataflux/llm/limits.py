@@ -128,6 +128,12 @@ def shared_slots(name: str, slots: int, lease_s: float):
                          lifetime="detached").remote(slots, lease_s)
 
 
+def _ray_up() -> bool:
+    """Ray is up in this process: only a process that already uses Ray shares limits through it."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
 class EndpointLimiter:
     def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None,
                  name: str | None = None, cluster_concurrency: int | None = None, lease_s: float = 600.0):
@@ -145,20 +151,16 @@ class EndpointLimiter:
 
     def shared(self):
         """The cluster-wide budget actor when Ray is up in this process and a budget is set; else None."""
-        if self._shared is None and self.name and (self.rpm or self.tpm):
-            ray = sys.modules.get("ray")  # only a process that already uses Ray shares through it
-            if ray is not None and ray.is_initialized():
-                self._shared = shared_budget(self.name, self.rpm, self.tpm)
+        if self._shared is None and self.name and (self.rpm or self.tpm) and _ray_up():
+            self._shared = shared_budget(self.name, self.rpm, self.tpm)
         return self._shared
 
     @contextlib.asynccontextmanager
     async def cluster_slot(self):
         """Hold one of the cluster's request slots for this endpoint (a no-op without Ray or without
         `cluster_concurrency`: the process's own semaphore is then the bound)."""
-        if self._slots is None and self.cluster_concurrency and self.name:
-            ray = sys.modules.get("ray")
-            if ray is not None and ray.is_initialized():
-                self._slots = shared_slots(self.name, self.cluster_concurrency, self.lease_s)
+        if self._slots is None and self.cluster_concurrency and self.name and _ray_up():
+            self._slots = shared_slots(self.name, self.cluster_concurrency, self.lease_s)
         if self._slots is None:
             yield
             return
