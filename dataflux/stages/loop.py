@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from storage.run_folder import RunFolder
 from verifiers.policy import FIXABLE
 
@@ -16,15 +19,16 @@ def retry_items(run: RunFolder, max_rounds: int) -> list[dict]:
     """Work for round r+1 on every (clip, node) whose latest round r < max_rounds lost questions to
     fixable rejects: as many questions as round r lost, with every earlier round's reasons as feedback
     (so each round's prompt differs from the last, and the writer sees what not to repeat)."""
-    rejects = run.table("rejects").read().to_pylist() if run.table("rejects").exists() else []
-    fixable = [r for r in rejects if r["stage"] in ("generate", "filter") and r["reason_code"] in FIXABLE]
-    if not fixable:
+    rejects = run.table("rejects").read(columns=["stage", "reason_code", "item_id", "detail"])
+    fixable = rejects.filter(pc.and_(pc.is_in(rejects["stage"], value_set=pa.array(["generate", "filter"])),
+                                     pc.is_in(rejects["reason_code"], value_set=pa.array(FIXABLE))))
+    if not fixable.num_rows:
         return []
-    questions = {q["question_id"]: q for q in run.table("questions").read(
-        columns=["question_id", "clip_id", "node_path", "round", "question"]).to_pylist()}
+    questions = _questions(run, fixable.filter(pc.equal(fixable["stage"], "filter"))["item_id"])
+    fixable = fixable.sort_by([("item_id", "ascending"), ("stage", "ascending")]).to_pylist()
     lost: dict[tuple[str, str], dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
     per_question = {r["item_id"].split("#")[0] for r in fixable if r["stage"] == "generate" and "#" in r["item_id"]}
-    for r in sorted(fixable, key=lambda r: r["item_id"]):
+    for r in fixable:
         if r["stage"] == "filter":
             q = questions.get(r["item_id"])
             if q is None:
@@ -47,3 +51,12 @@ def retry_items(run: RunFolder, max_rounds: int) -> list[dict]:
         items.append({"clip_id": clip, "node_path": node, "round": last + 1, "n": len(rounds[last]),
                       "feedback": feedback[-2000:]})
     return items
+
+
+def _questions(run: RunFolder, question_ids: pa.ChunkedArray) -> dict[str, dict]:
+    """The rejected questions' clip, node, round and text, by question id (only those are read)."""
+    if not len(question_ids):
+        return {}
+    columns = ["question_id", "clip_id", "node_path", "round", "question"]
+    chunks = run.table("questions").scan(columns, ("question_id", set(question_ids.to_pylist())))
+    return {q["question_id"]: q for chunk in chunks for q in chunk.to_pylist()}
