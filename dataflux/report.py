@@ -1,18 +1,29 @@
 """What a published corpus version says about itself: a summary (JSON), a data card (README.md) and
-a quality report (HTML with PNG plots). Everything is computed from the run folder's tables; the card
-and the report are Jinja2 templates under `dataflux/templates/`."""
+a quality report (HTML with PNG plots). Everything is computed from the run folder's tables, read as
+Arrow tables of the columns needed and counted with pyarrow.compute; the card and the report are
+Jinja2 templates under `dataflux/templates/`."""
 
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from storage.run_folder import RunFolder
+from storage.schemas import VERDICTS
 from verifiers.filters import letter_balance
 
 FUNNEL = ("inputs", "clips", "annotated", "questions", "verified", "kept", "corpus")
+# The answers' fields the summary reads: reasoning, raw output and trace (most of the verdicts table) are left out
+ANSWERS = pa.list_(pa.struct([(f, pa.string()) for f in ("answerer", "backend", "model", "letter")]))
+VERDICT_COLUMNS = ["question_id", "round", "answers", "winner", "consistency_with_caption", "judge_backend",
+                   "judge_model", "judge_prompt_version", "blind"]
+TAGS = ("tag_content", "gender", "tag_pitch", "tag_rate", "tag_loudness", "tag_quality", "language")
+MEASURES = ("f0_median_hz", "speech_rate_sps", "loudness_lufs", "snr_db", "duration_s")
 
 
 def cohen_kappa(pairs: list[tuple[str, str]]) -> float | None:
@@ -35,135 +46,184 @@ def _templates():
                        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=StrictUndefined)
 
 
-def _read(run: RunFolder, name: str, columns: list[str] | None = None) -> list[dict]:
-    table = run.table(name)
-    return table.read(columns=columns).to_pylist() if table.exists() else []
+def _counts(column: pa.ChunkedArray) -> dict:
+    """Value -> rows, in order of first appearance (as a Counter over the rows)."""
+    return {row["values"]: row["counts"] for row in pc.value_counts(column).to_pylist()}
+
+
+def _distinct(table: pa.Table, columns: list[str]) -> list[dict]:
+    return table.group_by(columns).aggregate([]).to_pylist()
+
+
+def _truthy(strings: pa.ChunkedArray) -> pa.ChunkedArray:
+    """False where a string is null or empty."""
+    return pc.fill_null(pc.not_equal(strings, ""), False)
+
+
+def _letter(answers: pa.ChunkedArray, i: int) -> pa.ChunkedArray:
+    """Each verdict's i-th answer's letter; null where it has no i-th answer."""
+    padded = pc.list_slice(answers, i, i + 1, return_fixed_size_list=True)
+    return pc.struct_field(pc.list_element(padded, 0), "letter")
+
+
+def _slim(verdicts: pa.Table) -> pa.Table:
+    i = verdicts.schema.get_field_index("answers")
+    return verdicts.set_column(i, "answers", verdicts["answers"].cast(ANSWERS))
+
+
+def _verdicts(run: RunFolder) -> pa.Table:
+    """VERDICT_COLUMNS in key order, the answers cut to ANSWERS one chunk at a time (their reasoning,
+    raw output and traces are never held whole)."""
+    chunks = [_slim(c) for c in run.table("verdicts").scan(VERDICT_COLUMNS)]
+    return pa.concat_tables([_slim(VERDICTS.empty_table().select(VERDICT_COLUMNS)), *chunks]).sort_by("question_id")
 
 
 def summarize(run: RunFolder, corpus_version: int | None = None) -> dict:
     info = run.read_run_json()
     config = (info.get("invocations") or [{}])[-1].get("config", {})
-    rejects = _read(run, "rejects", ["stage", "reason_code", "item_id"])
-    by_stage: dict[str, Counter] = defaultdict(Counter)
-    for r in rejects:
-        by_stage[r["stage"]][r["reason_code"]] += 1
-    clips = _read(run, "clips", ["clip_id", "source_uri", "duration_s"])
-    notes = _read(run, "annotations", ["clip_id", "tag_content", "tag_pitch", "tag_rate", "tag_loudness",
-                                       "tag_quality", "gender", "language", "f0_median_hz", "speech_rate_sps",
-                                       "loudness_lufs", "snr_db", "duration_s", "caption_backend",
-                                       "caption_model", "asr_model"])
-    questions = _read(run, "questions", ["question_id", "round", "node_path", "writer_backend", "writer_model",
-                                         "prompt_version", "answer_key"])
-    verdicts = _read(run, "verdicts", ["question_id", "round", "answers", "winner", "consistency_with_caption",
-                                       "judge_backend", "judge_model", "judge_prompt_version", "blind"])
-    kept = _read(run, "kept", ["question_id", "round", "node_path", "answer", "answer_text", "single_source"])
+    rejects = _rejects(run)
+    # each read names its table's key, so that rows come sorted by it (first-seen orders, measures)
+    clips = run.table("clips").read(columns=["clip_id", "source_uri", "duration_s"])
+    notes = run.table("annotations").read(columns=["clip_id", *TAGS, *MEASURES, "caption_backend",
+                                                   "caption_model", "asr_model"])
+    questions = run.table("questions").read(columns=["question_id", "round", "node_path", "writer_backend",
+                                                     "writer_model", "prompt_version", "answer_key"])
+    verdicts = _verdicts(run)
+    kept = run.table("kept").read(columns=["question_id", "round", "node_path", "answer", "answer_text",
+                                           "single_source"])
     corpus = run.table("corpus")
     corpus_rows = corpus.num_rows(corpus_version) if corpus.exists() else 0
-    sources = sorted({c["source_uri"] for c in clips})
-    funnel = {"inputs": len(sources) + by_stage["ingest"].total(), "clips": len(clips), "annotated": len(notes),
-              "questions": len(questions), "verified": len(verdicts), "kept": len(kept), "corpus": corpus_rows}
-    rounds = defaultdict(lambda: {"questions": 0, "verified": 0, "kept": 0})
-    for q in questions:
-        rounds[q["round"]]["questions"] += 1
-    for v in verdicts:
-        rounds[v["round"]]["verified"] += 1
-    for k in kept:
-        rounds[k["round"]]["kept"] += 1
-    for row in rounds.values():
-        row["yield"] = round(row["kept"] / row["questions"], 4) if row["questions"] else None
-    pairs = [(v["answers"][0]["letter"], v["answers"][1]["letter"]) for v in verdicts
-             if len(v["answers"]) >= 2 and v["answers"][0]["letter"] and v["answers"][1]["letter"]]
-    nodes = Counter(k["node_path"] for k in kept)
+    sources = sorted(pc.unique(clips["source_uri"]).to_pylist())
+    funnel = {"inputs": len(sources) + sum(rejects["ingest"].values()), "clips": clips.num_rows,
+              "annotated": notes.num_rows, "questions": questions.num_rows, "verified": verdicts.num_rows,
+              "kept": kept.num_rows, "corpus": corpus_rows}
+    first, second = _letter(verdicts["answers"], 0), _letter(verdicts["answers"], 1)
+    both = pc.and_(_truthy(first), _truthy(second))
+    pairs = list(zip(first.filter(both).to_pylist(), second.filter(both).to_pylist()))
+    nodes = dict(sorted(_counts(kept["node_path"]).items()))
     from dataflux.taxonomy import load_taxonomy
 
     leaves = [leaf.node_path for leaf in load_taxonomy(config.get("generate", {}).get("taxonomy"))]
-    backends = {
-        "asr": sorted({n["asr_model"] for n in notes if n.get("asr_model")}),
-        "captioner": sorted({f"{n['caption_backend']}:{n['caption_model'] or '-'}" for n in notes
-                             if n.get("caption_backend")}),
-        "question_writer": sorted({f"{q['writer_backend']}:{q['writer_model'] or '-'}@{q['prompt_version']}"
-                                   for q in questions}),
-        "answerers": sorted({f"{a['answerer']}={a['backend']}:{a['model'] or '-'}" for v in verdicts
-                             for a in v["answers"]}),
-        "judge": sorted({f"{v['judge_backend']}:{v['judge_model'] or '-'}@{v['judge_prompt_version']}"
-                         for v in verdicts}),
-    }
     return {
         "run": run.uri, "corpus_version": corpus_version, "config_hash": config.get("config_hash"),
         "sources": sources[:50], "num_sources": len(sources),
-        "audio_hours": round(sum(c["duration_s"] for c in clips) / 3600, 4),
+        "audio_hours": round((pc.sum(clips["duration_s"]).as_py() or 0) / 3600, 4),
         "throughput": throughput(run),
         "funnel": funnel,
         "yield": {f"{a}->{b}": (round(funnel[b] / funnel[a], 4) if funnel[a] else None)
                   for a, b in zip(FUNNEL, FUNNEL[1:])},
-        "rounds": {str(r): rounds[r] for r in sorted(rounds)},
-        "rejects": {stage: dict(sorted(c.items())) for stage, c in sorted(by_stage.items())},
-        "taxonomy_coverage": {"kept_per_node": dict(sorted(nodes.items())),
+        "rounds": _rounds(questions, verdicts, kept),
+        "rejects": rejects,
+        "taxonomy_coverage": {"kept_per_node": nodes,
                               "nodes_without_items": [p for p in leaves if p not in nodes],
                               "nodes_covered": sum(1 for p in leaves if p in nodes), "nodes_total": len(leaves)},
-        "answer_letters": letter_balance(Counter(k["answer"] for k in kept)),
+        "answer_letters": letter_balance(Counter(_counts(kept["answer"]))),
         "keys_per_node": keys_per_node(kept),
         "answerer_agreement": {"cohen_kappa": cohen_kappa(pairs), "both_answered": len(pairs),
-                               "verified": len(verdicts)},
-        "verdicts": {"winner": dict(Counter(v["winner"] for v in verdicts)),
-                     "consistency": dict(Counter(v["consistency_with_caption"] for v in verdicts))},
-        "backends": backends,
+                               "verified": verdicts.num_rows},
+        "verdicts": {"winner": _counts(verdicts["winner"]),
+                     "consistency": _counts(verdicts["consistency_with_caption"])},
+        "backends": _backends(notes, questions, verdicts),
         "text_answerable": text_answerable_rates(
             questions, verdicts, config.get("filter", {}).get("policy", {}).get("text_answerable_min_hits", 3)),
-        "tags": {k: dict(Counter(str(n.get(k)) for n in notes)) for k in
-                 ("tag_content", "gender", "tag_pitch", "tag_rate", "tag_loudness", "tag_quality", "language")},
-        "measures": {k: [n[k] for n in notes if n.get(k) is not None]
-                     for k in ("f0_median_hz", "speech_rate_sps", "loudness_lufs", "snr_db", "duration_s")},
+        "tags": {k: _counts(pc.fill_null(notes[k], "None")) for k in TAGS},
+        "measures": {k: pc.drop_null(notes[k]).to_pylist() for k in MEASURES},
     }
 
 
-def keys_per_node(kept: list[dict]) -> dict:
-    """Per node: how often each option position and each option text is the key (a node whose key is
-    nearly always the same text teaches a prior, not listening), and the share of items whose key rests
-    on a single source (`verifiers.evidence`)."""
+def _rejects(run: RunFolder) -> dict:
+    """Stage -> reason -> rejects, sorted; "ingest" always listed (the funnel's inputs count its rejects)."""
+    rejects = run.table("rejects").read(columns=["stage", "reason_code"])
+    by_stage: dict[str, dict[str, int]] = {"ingest": {}}
+    for row in rejects.group_by(["stage", "reason_code"]).aggregate([([], "count_all")]).to_pylist():
+        by_stage.setdefault(row["stage"], {})[row["reason_code"]] = row["count_all"]
+    return {stage: dict(sorted(c.items())) for stage, c in sorted(by_stage.items())}
+
+
+def _rounds(questions: pa.Table, verdicts: pa.Table, kept: pa.Table) -> dict:
+    counts = {"questions": _counts(questions["round"]), "verified": _counts(verdicts["round"]),
+              "kept": _counts(kept["round"])}
     out = {}
-    for node in sorted({k["node_path"] for k in kept}):
-        rows = [k for k in kept if k["node_path"] == node]
-        texts = Counter(k["answer_text"] for k in rows)
-        top, n = texts.most_common(1)[0]
-        out[node] = {"kept": len(rows), "positions": {x: sum(k["answer"] == x for k in rows) for x in "ABCD"},
-                     "texts": dict(texts.most_common()), "top_text": top, "top_share": round(n / len(rows), 4),
-                     "single_source": sum(bool(k.get("single_source")) for k in rows),
-                     "single_source_share": round(sum(bool(k.get("single_source")) for k in rows) / len(rows), 4)}
+    for r in sorted(set().union(*counts.values())):
+        row = {k: c.get(r, 0) for k, c in counts.items()}
+        out[str(r)] = {**row, "yield": round(row["kept"] / row["questions"], 4) if row["questions"] else None}
     return out
 
 
-def text_answerable_rates(questions: list[dict], verdicts: list[dict], min_hits: int) -> dict:
+def _backends(notes: pa.Table, questions: pa.Table, verdicts: pa.Table) -> dict:
+    answers = pa.Table.from_struct_array(pc.list_flatten(verdicts["answers"]))
+    return {
+        "asr": sorted(pc.unique(notes["asr_model"].filter(_truthy(notes["asr_model"]))).to_pylist()),
+        "captioner": sorted({f"{n['caption_backend']}:{n['caption_model'] or '-'}"
+                             for n in _distinct(notes, ["caption_backend", "caption_model"]) if n["caption_backend"]}),
+        "question_writer": sorted({f"{q['writer_backend']}:{q['writer_model'] or '-'}@{q['prompt_version']}" for q
+                                   in _distinct(questions, ["writer_backend", "writer_model", "prompt_version"])}),
+        "answerers": sorted({f"{a['answerer']}={a['backend']}:{a['model'] or '-'}"
+                             for a in _distinct(answers, ["answerer", "backend", "model"])}),
+        "judge": sorted({f"{v['judge_backend']}:{v['judge_model'] or '-'}@{v['judge_prompt_version']}"
+                         for v in _distinct(verdicts, ["judge_backend", "judge_model", "judge_prompt_version"])}),
+    }
+
+
+def keys_per_node(kept: pa.Table) -> dict:
+    """Per node: how often each option position and each option text is the key (a node whose key is
+    nearly always the same text teaches a prior, not listening), and the share of items whose key rests
+    on a single source (`verifiers.evidence`)."""
+    kept = pa.table({"node_path": kept["node_path"], "answer": kept["answer"], "answer_text": kept["answer_text"],
+                     "single_source": pc.fill_null(kept["single_source"], False)})
+    positions = {(r["node_path"], r["answer"]): r["count_all"]
+                 for r in kept.group_by(["node_path", "answer"]).aggregate([([], "count_all")]).to_pylist()}
+    texts: dict[str, dict[str, int]] = {}  # most frequent first, ties in order of first appearance
+    by_text = kept.group_by(["node_path", "answer_text"], use_threads=False).aggregate([([], "count_all")])
+    for r in by_text.sort_by([("count_all", "descending")]).to_pylist():
+        texts.setdefault(r["node_path"], {})[r["answer_text"]] = r["count_all"]
+    out = {}
+    nodes = kept.group_by("node_path").aggregate([([], "count_all"), ("single_source", "sum")])
+    for row in sorted(nodes.to_pylist(), key=lambda r: r["node_path"]):
+        node, n, single = row["node_path"], row["count_all"], row["single_source_sum"]
+        top, top_n = next(iter(texts[node].items()))
+        out[node] = {"kept": n, "positions": {x: positions.get((node, x), 0) for x in "ABCD"},
+                     "texts": texts[node], "top_text": top, "top_share": round(top_n / n, 4),
+                     "single_source": single, "single_source_share": round(single / n, 4)}
+    return out
+
+
+def text_answerable_rates(questions: pa.Table | list[dict], verdicts: pa.Table | list[dict], min_hits: int) -> dict:
     """Share of verified items the blind answerer (`verifiers.blind`) answers from the text alone, overall,
     per node and per writer. The key is the template's answer key, else the judge's winning letter."""
     from verifiers.blind import is_text_answerable
-    from verifiers.policy import winner_index
 
-    by_id = {q["question_id"]: q for q in questions}
-    counts: dict[str, dict[str, list[int]]] = {"node": defaultdict(lambda: [0, 0]),
-                                               "writer": defaultdict(lambda: [0, 0])}
-    total = [0, 0]
-    for v in verdicts:
-        q = by_id.get(v["question_id"])
-        if q is None or not v.get("blind"):
-            continue
-        key = q.get("answer_key")
-        if not key and v["winner"] != "NONE" and len(v["answers"]) > winner_index(v):
-            key = v["answers"][winner_index(v)]["letter"]
-        flag = is_text_answerable(v["blind"], "ABCD".index(key) if key else None, min_hits)
-        if flag is None:
-            continue
-        writer = f"{q['writer_backend']}:{q['writer_model'] or '-'}"
-        for cell in (counts["node"][q["node_path"]], counts["writer"][writer], total):
-            cell[0] += int(flag)
-            cell[1] += 1
+    questions, verdicts = _table(questions), _table(verdicts)
+    verdicts = verdicts.filter(_truthy(verdicts["blind"]))
+    winner = verdicts["winner"]  # the winning letter is MODEL_B's only when it alone won (policy.winner_index)
+    judged = pc.if_else(pc.equal(winner, "MODEL_B"), _letter(verdicts["answers"], 1), _letter(verdicts["answers"], 0))
+    checked = pa.table({"question_id": verdicts["question_id"], "blind": verdicts["blind"],
+                        "judged": pc.if_else(pc.equal(winner, "NONE"), pa.scalar(None, pa.string()), judged)})
+    checked = checked.join(questions.select(["question_id", "answer_key", "node_path", "writer_backend",
+                                             "writer_model"]), "question_id", join_type="inner")
+    keys = pc.if_else(_truthy(checked["answer_key"]), checked["answer_key"], checked["judged"])
+    flags = [is_text_answerable(blind, "ABCD".index(key) if key else None, min_hits)
+             for blind, key in zip(checked["blind"].to_pylist(), keys.to_pylist())]
+    model = checked["writer_model"]
+    checked = pa.table({
+        "node": checked["node_path"], "flag": pa.array(flags, pa.bool_()),
+        "writer": pc.binary_join_element_wise(checked["writer_backend"], pc.if_else(_truthy(model), model, "-"), ":")})
+    checked = checked.filter(pc.is_valid(checked["flag"]))
 
-    def rate(cell):
-        return {"text_answerable": cell[0], "checked": cell[1],
-                "rate": round(cell[0] / cell[1], 4) if cell[1] else None}
+    def rate(hits: int, n: int) -> dict:
+        return {"text_answerable": hits, "checked": n, "rate": round(hits / n, 4) if n else None}
 
-    return {"min_hits": min_hits, **rate(total), "per_node": {k: rate(c) for k, c in sorted(counts["node"].items())},
-            "per_writer": {k: rate(c) for k, c in sorted(counts["writer"].items())}}
+    def per(column: str) -> dict:
+        groups = checked.group_by(column).aggregate([("flag", "sum"), ("flag", "count")]).to_pylist()
+        return {g[column]: rate(g["flag_sum"], g["flag_count"]) for g in sorted(groups, key=lambda g: g[column])}
+
+    return {"min_hits": min_hits, **rate(pc.sum(checked["flag"]).as_py() or 0, checked.num_rows),
+            "per_node": per("node"), "per_writer": per("writer")}
+
+
+def _table(rows: pa.Table | list[dict]) -> pa.Table:
+    """Rows as given by a caller without tables (a test's few dicts) become a table."""
+    return rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows)
 
 
 def throughput(run: RunFolder) -> dict:
