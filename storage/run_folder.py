@@ -194,11 +194,12 @@ class RunFolder:
         counts["rejects"] = {stage: dict(sorted(r.items())) for stage, r in sorted(by_stage.items())}
         return counts
 
-    def rejects(self, stage: str | None = None) -> pa.Table:
-        table = self.table("rejects").read()
-        if stage is None:
-            return table
-        return table.filter(pa.compute.equal(table["stage"], stage))
+    def rejects(self, stage: str | None = None, columns: list[str] | None = None) -> pa.Table:
+        """The rejects (of one stage), with all columns or only `columns`."""
+        table = self.table("rejects").read(columns=None if columns is None else list({*columns, "stage"}))
+        if stage is not None:
+            table = table.filter(pa.compute.equal(table["stage"], stage))
+        return table if columns is None else table.select(columns)
 
 
 class StoreLock:

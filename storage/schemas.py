@@ -54,6 +54,19 @@ def conform(rows: list[dict], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=schema)
 
 
+def conform_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`conform` for a table: exactly `schema`'s columns in its order, a missing nullable column null."""
+    columns = []
+    for f in schema:
+        if f.name in table.column_names:
+            columns.append(table[f.name].cast(f.type))
+        elif f.nullable:
+            columns.append(pa.nulls(table.num_rows, f.type))
+        else:
+            raise ValueError(f"column {f.name!r} is required, and the table has no such column")
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
 def _unit(name: str, type_: pa.DataType, unit: str = "", nullable: bool = True) -> pa.Field:
     return pa.field(name, type_, nullable=nullable, metadata={"unit": unit} if unit else None)
 

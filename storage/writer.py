@@ -8,36 +8,43 @@ from __future__ import annotations
 
 import time
 
+import pyarrow as pa
+
 from storage.run_folder import RunFolder
+from storage.schemas import conform
 
 
 class BufferedWriter:
+    """Results are held as Arrow tables in the output table's schema (not as Python rows) until a commit."""
+
     def __init__(self, run: RunFolder, table: str, metadata: dict[str, str] | None = None,
                  max_rows: int = 512, max_bytes: int = 64 << 20, max_seconds: float = 30.0):
         self.run, self.table, self.metadata = run, table, metadata
         self.max_rows, self.max_bytes, self.max_seconds = max_rows, max_bytes, max_seconds
-        self.rows: list[dict] = []
-        self.rejects: list[dict] = []
-        self.bytes = 0
+        self.schemas = {name: run.table(name).schema for name in (table, "rejects")}
+        self.held: dict[str, list[pa.Table]] = {table: [], "rejects": []}
+        self.count = self.bytes = 0
         self.since = time.monotonic()
         self.written = {"rows": 0, "rejects": 0, "commits": 0}
 
     def add(self, result) -> None:
-        self.rows.extend(result.rows)
-        self.rejects.extend(result.rejects)
-        self.bytes += sum(len(v) for row in result.rows for v in row.values() if isinstance(v, bytes))
-        if (len(self.rows) + len(self.rejects) >= self.max_rows or self.bytes >= self.max_bytes
+        for name, rows in ((self.table, result.rows), ("rejects", result.rejects)):
+            if rows:
+                table = conform(rows, self.schemas[name])
+                self.held[name].append(table)
+                self.count += table.num_rows
+                self.bytes += sum(c.nbytes for c in table.columns if pa.types.is_binary(c.type))  # audio
+        if (self.count >= self.max_rows or self.bytes >= self.max_bytes
                 or time.monotonic() - self.since >= self.max_seconds):
             self.flush()
 
     def flush(self) -> None:
-        if self.rows:
-            self.written["rows"] += self.run.write(self.table, self.rows, self.metadata)
-            self.written["commits"] += 1
-        if self.rejects:
-            self.written["rejects"] += self.run.write("rejects", self.rejects, self.metadata)
-            self.written["commits"] += 1
-        self.rows, self.rejects, self.bytes, self.since = [], [], 0, time.monotonic()
+        for name, key in ((self.table, "rows"), ("rejects", "rejects")):
+            if self.held[name]:
+                self.written[key] += self.run.table(name).upsert(pa.concat_tables(self.held[name]), self.metadata)
+                self.written["commits"] += 1
+                self.held[name] = []
+        self.count, self.bytes, self.since = 0, 0, time.monotonic()
 
     def __enter__(self) -> "BufferedWriter":
         return self

@@ -14,6 +14,8 @@ from contextlib import ExitStack
 
 from typing import Callable, Literal
 
+import pyarrow as pa
+
 from dataflux.annotate.acoustics import Acoustics
 from dataflux.annotate.asr import AsrConfig, SpeakingRate, Whisper
 from dataflux.annotate.base import Analyzer
@@ -135,15 +137,15 @@ class Annotate(Step):
     def __init__(self, config: AnnotateConfig = AnnotateConfig()):
         self.config = config
 
-    def candidates(self, ctx: Context) -> list[dict]:
-        return ctx.run.table("clips").read(columns=["clip_id"]).to_pylist()
+    def candidates(self, ctx: Context) -> pa.Table:
+        return ctx.run.table("clips").read(columns=["clip_id"])
 
-    def process(self, ctx: Context, pending: list[dict], stats: StageStats, out: BufferedWriter) -> None:
+    def process(self, ctx: Context, pending: pa.Table, stats: StageStats, out: BufferedWriter) -> None:
         chain = build_chain(self.config)
         clips = ctx.run.table("clips")
         # The audio streams in bounded chunks (in-process), or never leaves the workers (Ray): memory on
         # the driver grows neither with the number of clips nor with their length.
-        spec = TablePass(clips, clips.version(), frozenset(i["clip_id"] for i in pending),
+        spec = TablePass(clips, clips.version(), frozenset(pending["clip_id"].to_pylist()),
                          ("clip_id", "audio", "duration_s"), ctx.run.table(self.writes), annotation_rows,
                          {"stage": self.name}, self.config.chunk_clips)
         cache_path = ctx.run.llm_cache

@@ -15,6 +15,9 @@ import json
 from collections import Counter
 from typing import Callable
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from dataflux.runners.base import StageStats
 from dataflux.settings import Section
 from dataflux.stage import Result
@@ -51,33 +54,63 @@ class Filter(Step):
     def __init__(self, config: FilterConfig = FilterConfig(), lineage_base: dict | None = None):
         self.config, self.lineage_base = config, lineage_base or {}
 
-    def candidates(self, ctx: Context) -> list[dict]:
-        verdicts = ctx.run.table("verdicts").read().to_pylist()
-        return sorted(verdicts, key=lambda v: (v["round"], v["clip_id"], v["question_id"]))
+    chunk_rows = 4096  # verdicts (with their questions) that are Python dicts at once
 
-    def process(self, ctx: Context, pending: list[dict], stats: StageStats, out: BufferedWriter) -> None:
-        wanted = {v["question_id"] for v in pending}
-        questions = {q["question_id"]: q for q in ctx.run.table("questions").read().to_pylist()
-                     if q["question_id"] in wanted}
-        kept = ctx.run.table("kept").read().to_pylist()
-        dedup = Deduplicator(self.config.near_duplicate)
-        per_node: Counter = Counter()
-        for k in kept:
-            dedup.add(k["clip_id"], k["question"], k["options"])
-            per_node[k["node_path"]] += 1
-        balancer = Balancer(Counter(k["answer"] for k in kept))
-        result = Result()
-        for v in pending:
-            row, why = decide(v, questions[v["question_id"]], self.config, dedup, per_node, balancer,
-                              self.lineage_base)
-            if why:
-                result.rejects.append(reject(v["question_id"], why[0], why[1], v["clip_id"]))
-            else:
-                result.rows.append(row)
-        stats.add(len(pending), result)
-        out.add(result)
-        ctx.progress(len(pending))
+    def candidates(self, ctx: Context) -> pa.Table:
+        return ctx.run.table("verdicts").read(columns=["question_id", "clip_id", "round"])
+
+    def process(self, ctx: Context, pending: pa.Table, stats: StageStats, out: BufferedWriter) -> None:
+        pending = pending.sort_by([("round", "ascending"), ("clip_id", "ascending"), ("question_id", "ascending")])
+        ids = pending["question_id"]
+        verdicts = _rows_of(ctx.run.table("verdicts").read(columns=VERDICT_COLUMNS), ids)
+        questions = _rows_of(ctx.run.table("questions").read(columns=QUESTION_COLUMNS), ids)
+        dedup, per_node, balancer = self._state(ctx, pc.unique(pending["clip_id"]))
+        for start in range(0, pending.num_rows, self.chunk_rows):
+            chunk = ids.slice(start, self.chunk_rows)
+            result = Result()
+            for v, q in zip(verdicts.take(chunk).to_pylist(), questions.take(chunk).to_pylist()):
+                row, why = decide(v, q, self.config, dedup, per_node, balancer, self.lineage_base)
+                if why:
+                    result.rejects.append(reject(v["question_id"], why[0], why[1], v["clip_id"]))
+                else:
+                    result.rows.append(row)
+            stats.add(len(chunk), result)
+            out.add(result)
+            ctx.progress(len(chunk))
         stats.extra["answer_balance"] = letter_balance(balancer.counts)
+
+    def _state(self, ctx: Context, clip_ids: pa.Array) -> tuple[Deduplicator, Counter, Balancer]:
+        """The duplicate, cap and balance state of the decisions already committed: the kept questions of
+        the clips at hand (duplicates are per clip), and the kept counts per node and per answer letter."""
+        kept = ctx.run.table("kept").read(columns=["clip_id", "question", "options", "node_path", "answer"])
+        dedup = Deduplicator(self.config.near_duplicate)
+        for k in kept.filter(pc.is_in(kept["clip_id"], value_set=clip_ids)).to_pylist():
+            dedup.add(k["clip_id"], k["question"], k["options"])
+        return dedup, counts(kept["node_path"]), Balancer(counts(kept["answer"]))
+
+
+VERDICT_COLUMNS = ["question_id", "clip_id", "answers", "consensus", "consistency_with_caption", "winner",
+                   "final_action", "judge_reasoning", "judge_backend", "judge_model", "judge_prompt_version", "blind"]
+QUESTION_COLUMNS = ["question_id", "clip_id", "node_path", "round", "question", "options", "writer_backend",
+                    "writer_model", "prompt_version"]
+
+
+class _Rows:
+    """A table's rows looked up by key, the table staying Arrow: `take(keys)` gives those rows' table."""
+
+    def __init__(self, table: pa.Table, key: str):
+        self.table, self.key = table, key
+
+    def take(self, keys: pa.Array) -> pa.Table:
+        return self.table.take(pc.index_in(keys, value_set=self.table[self.key]))
+
+
+def _rows_of(table: pa.Table, ids: pa.ChunkedArray) -> _Rows:
+    return _Rows(table.filter(pc.is_in(table["question_id"], value_set=ids)), "question_id")
+
+
+def counts(column: pa.ChunkedArray) -> Counter:
+    return Counter({c["values"]: c["counts"] for c in pc.value_counts(column).to_pylist()})
 
 
 def run_filter(run: RunFolder, config: FilterConfig = FilterConfig(), lineage_base: dict | None = None,

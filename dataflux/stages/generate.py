@@ -10,10 +10,12 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import Callable, Literal
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
-from dataflux.generate.assign import assign_nodes
-from dataflux.generate.writers import MAX_QUESTIONS_PER_NODE, LLMWriter, TemplateWriter, item_id
+from dataflux.generate.assign import assign_nodes, grounding_columns
+from dataflux.generate.writers import MAX_QUESTIONS_PER_NODE, LLMWriter, TemplateWriter
 from dataflux.llm.client import Endpoint, LocalEndpoint
 from dataflux.llm.replicas import ServedEndpoint, role_endpoint
 from dataflux.runners.base import StageStats
@@ -78,15 +80,17 @@ def make_writer(config: GenerateConfig, endpoint: Endpoint | None, cache_path: s
     return LLMWriter(endpoint, cache_path, config.writer, config.questions_per_node, config.max_tokens, resources)
 
 
-def closed_loop_items(run: RunFolder, annotations: list[dict], config: GenerateConfig, max_rounds: int) -> list[dict]:
+ITEMS = pa.schema([("clip_id", pa.string()), ("node_path", pa.string()), ("round", pa.int64()),
+                   ("n", pa.int64()), ("feedback", pa.string())])
+
+
+def closed_loop_items(run: RunFolder, clip_ids: pa.Array, leaves: dict, config: GenerateConfig,
+                      max_rounds: int) -> pa.Table:
     """Rounds 1..max_rounds: the (clip, node) pairs whose questions were rejected for fixable reasons."""
-    if max_rounds <= 0:
-        return []
-    leaves = {leaf.node_path: leaf for leaf in load_taxonomy(config.taxonomy)}
-    by_clip = {a["clip_id"]: a for a in annotations}
-    return [{"clip_id": r["clip_id"], "leaf": leaves[r["node_path"]], "annotation": by_clip[r["clip_id"]],
-             "round": r["round"], "n": min(r["n"], config.questions_per_node), "feedback": r["feedback"]}
-            for r in retry_items(run, max_rounds) if r["node_path"] in leaves and r["clip_id"] in by_clip]
+    items = pa.Table.from_pylist(retry_items(run, max_rounds) if max_rounds > 0 else [], schema=ITEMS)
+    items = items.filter(pc.and_(pc.is_in(items["node_path"], value_set=pa.array(list(leaves), pa.string())),
+                                 pc.is_in(items["clip_id"], value_set=clip_ids)))
+    return items.set_column(3, "n", pc.min_element_wise(items["n"], config.questions_per_node))
 
 
 class Generate(Step):
@@ -98,33 +102,48 @@ class Generate(Step):
     """
 
     name, reads, writes = "generate", ("annotations", "rejects", "kept"), "questions"
+    chunk_clips = 1024  # clips whose annotations (with their items) are Python dicts at once
 
     def __init__(self, config: GenerateConfig = GenerateConfig(), max_rounds: int = 0):
         self.config, self.max_rounds = config, max_rounds
 
-    def candidates(self, ctx: Context) -> list[dict]:
-        annotations = ctx.run.table("annotations").read().to_pylist()
-        pairs = assign_nodes(annotations, load_taxonomy(self.config.taxonomy), self.config.max_nodes_per_clip,
+    def candidates(self, ctx: Context) -> pa.Table:
+        leaves = load_taxonomy(self.config.taxonomy)
+        notes = ctx.run.table("annotations").read(columns=["clip_id", *grounding_columns(leaves)])
+        pairs = assign_nodes(notes, leaves, self.config.max_nodes_per_clip,
                              grounded_only=self.config.writer == "template")
-        items = [{"clip_id": a["clip_id"], "leaf": leaf, "annotation": a, "round": 0} for a, leaf in pairs]
-        return items + closed_loop_items(ctx.run, annotations, self.config, self.max_rounds)
+        n = pairs.num_rows
+        first = pairs.append_column("round", pa.array([0] * n, pa.int64())).append_column(
+            "n", pa.nulls(n, pa.int64())).append_column("feedback", pa.nulls(n, pa.string()))
+        loop = closed_loop_items(ctx.run, notes["clip_id"], {leaf.node_path: leaf for leaf in leaves}, self.config,
+                                 self.max_rounds)
+        return pa.concat_tables([first, loop])
 
-    def key(self, item: dict) -> str:
-        return item_id(item)
+    def keys(self, items: pa.Table) -> pa.Array:
+        return pc.binary_join_element_wise(items["clip_id"], items["node_path"],
+                                           pc.binary_join_element_wise("r", pc.cast(items["round"], pa.string()), ""),
+                                           "|")
 
-    def done(self, ctx: Context) -> set[str]:
-        questions = ctx.run.table("questions").read(columns=["clip_id", "node_path", "round"]).to_pylist()
-        done = {f"{q['clip_id']}|{q['node_path']}|r{q['round']}" for q in questions}
-        return done | set(ctx.run.rejects(self.name)["item_id"].to_pylist())
+    def done(self, ctx: Context) -> pa.ChunkedArray:
+        questions = ctx.run.table("questions").read(columns=["clip_id", "node_path", "round"])
+        rejects = ctx.run.rejects(self.name, ["item_id"])["item_id"]
+        return pa.chunked_array([*self.keys(questions).chunks, *rejects.chunks], pa.string())
 
-    def process(self, ctx: Context, pending: list[dict], stats: StageStats, out: BufferedWriter) -> None:
+    def process(self, ctx: Context, pending: pa.Table, stats: StageStats, out: BufferedWriter) -> None:
         config = self.config
+        leaves = {leaf.node_path: leaf for leaf in load_taxonomy(config.taxonomy)}
+        clip_ids = set(pending["clip_id"].to_pylist())
         with ExitStack() as stack:
             endpoint = role_endpoint(stack, config.writer, config.endpoint) if config.writer != "template" else None
-            cache_path = ctx.run.llm_cache
-            writer = make_writer(config, endpoint, cache_path)
-            for result in LocalRunner().run(writer, pending, stats, on_progress=ctx.on_progress):
-                out.add(result)
+            writer = make_writer(config, endpoint, ctx.run.llm_cache)
+            # A chunk of clips' annotations at a time, with their items: never the whole table as dicts.
+            for notes in ctx.run.table("annotations").scan(None, ("clip_id", clip_ids), self.chunk_clips):
+                by_clip = {a["clip_id"]: a for a in notes.to_pylist()}
+                here = pending.filter(pc.is_in(pending["clip_id"], value_set=notes["clip_id"]))
+                items = [{**item, "leaf": leaves[item["node_path"]], "annotation": by_clip[item["clip_id"]]}
+                         for item in here.to_pylist()]
+                for result in LocalRunner().run(writer, items, stats, on_progress=ctx.on_progress):
+                    out.add(result)
             if isinstance(writer, LLMWriter):
                 stats.extra["llm"] = {**writer.client.usage.as_dict(), "model": endpoint.model}
 

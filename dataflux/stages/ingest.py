@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 import fsspec
+import pyarrow as pa
 
 from dataflux.audio import (TARGET_SR, AudioError, Limits, decode, encode_flac, pcm16_hash, split_points,
                            to_mono_16k, to_pcm16)
@@ -20,6 +21,9 @@ from dataflux.stage import Resources, Result, Stage
 from dataflux.step import Context, Step, run_step
 from storage.run_folder import RunFolder
 from storage.writer import BufferedWriter
+
+
+SOURCE_ITEMS = pa.schema([(name, pa.string()) for name in ("uri", "metadata", "error_code", "error_detail")])
 
 
 class IngestConfig(Section):
@@ -141,21 +145,22 @@ class Ingest(Step):
         self.source, self.config = source, config
         self.commit_rows = config.commit_rows
 
-    def candidates(self, ctx: Context) -> list[dict]:
-        return list_source(self.source)  # listed again every run: the source may have gained files
+    def candidates(self, ctx: Context) -> pa.Table:
+        # Listed again every run: the source may have gained files.
+        return pa.Table.from_pylist(list_source(self.source), schema=SOURCE_ITEMS)
 
-    def key(self, item: dict) -> str:
-        return item["uri"]
+    def keys(self, items: pa.Table) -> pa.Array:
+        return items["uri"]
 
-    def clip_of(self, item: dict) -> str:
-        return item["uri"]  # ingest is never sharded: clip ids are what it makes
+    def clip_ids(self, items: pa.Table) -> pa.Array:
+        return items["uri"]  # ingest is never sharded: clip ids are what it makes
 
-    def process(self, ctx: Context, pending: list[dict], stats: StageStats, out: BufferedWriter) -> None:
+    def process(self, ctx: Context, pending: pa.Table, stats: StageStats, out: BufferedWriter) -> None:
         clips = ctx.run.table("clips").read(columns=["clip_id", "source_uri", "content_hash"])
         stage = DecodeAudio(self.config)
         dedup = Deduplicator(stage, dict(zip(clips["content_hash"].to_pylist(), clips["source_uri"].to_pylist())),
                              set(clips["clip_id"].to_pylist()))
-        for result in ctx.runner.run(stage, pending, stats, post=dedup, on_progress=ctx.on_progress):
+        for result in ctx.runner.run(stage, pending.to_pylist(), stats, post=dedup, on_progress=ctx.on_progress):
             stats.add_audio(audio_seconds(result.rows), ctx.runner.name, [stage.name])  # decoded audio, on any node
             out.add(result)
 

@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from dataflux.history import history as history_rows
 from dataflux.history import record as record_history
@@ -20,7 +22,7 @@ from dataflux.runners.base import StageStats
 from dataflux.step import Context, Step, run_step
 from storage.export import export_hf
 from storage.run_folder import RunFolder
-from storage.schemas import conform
+from storage.schemas import conform_table
 
 PRODUCER = "publish@1"
 
@@ -31,28 +33,34 @@ class Publish(Step):
     name, reads, writes, done_column = "publish", ("kept",), "corpus", "question_id"
     commit_rows = None  # the corpus version is one streaming append (audio included), not buffered rows
 
-    def candidates(self, ctx: Context) -> list[dict]:
-        kept = ctx.run.table("kept")
-        return kept.read().to_pylist() if kept.exists() else []
+    def candidates(self, ctx: Context) -> pa.Table:
+        return ctx.run.table("kept").read(columns=["question_id", "clip_id"])
 
-    def process(self, ctx: Context, pending: list[dict], stats: StageStats, out: None) -> None:
+    def process(self, ctx: Context, pending: pa.Table, stats: StageStats, out: None) -> None:
         corpus = ctx.run.table("corpus")
         version = 0 if not corpus.exists() else corpus.version() + 1
-        by_clip: dict[str, list[dict]] = {}
-        for k in pending:
-            by_clip.setdefault(k["clip_id"], []).append(k)
-        missing = set(by_clip) - set(ctx.run.table("clips").read(columns=["clip_id"])["clip_id"].to_pylist())
-        if missing:  # refused before the commit: no version without them
-            raise RuntimeError(f"publish: {len(missing)} kept clips are not in the clips table, e.g. {min(missing)}")
+        clip_ids = pc.unique(pending["clip_id"])
+        missing = pc.filter(clip_ids, pc.invert(pc.is_in(
+            clip_ids, value_set=ctx.run.table("clips").read(columns=["clip_id"])["clip_id"])))
+        if len(missing):  # refused before the commit: no version without them
+            raise RuntimeError(f"publish: {len(missing)} kept clips are not in the clips table, e.g. "
+                               f"{pc.min(missing).as_py()}")
+        kept = ctx.run.table("kept").read()
+        kept = kept.filter(pc.is_in(kept["question_id"], value_set=pending["question_id"]))
 
         def rows():  # the kept items with their clip's audio, a bounded number of clips at a time
-            columns = ["clip_id", "audio", "duration_s"]
-            for clips in ctx.run.table("clips").scan(columns, ("clip_id", set(by_clip)), 512):
-                yield conform([{**k, "audio": c["audio"], "duration_s": c["duration_s"],
-                                "published_version": version, "producer": PRODUCER}
-                               for c in clips.to_pylist() for k in by_clip[c["clip_id"]]], corpus.schema)
+            for clips in ctx.run.table("clips").scan(["clip_id", "audio", "duration_s"],
+                                                     ("clip_id", set(clip_ids.to_pylist())), 512):
+                items = kept.filter(pc.is_in(kept["clip_id"], value_set=clips["clip_id"]))
+                at = pc.index_in(items["clip_id"], value_set=clips["clip_id"])
+                audio = clips.select(["audio", "duration_s"]).take(at)
+                n = items.num_rows
+                yield conform_table(items.drop_columns(["producer"]).append_column("audio", audio["audio"])
+                                    .append_column("duration_s", audio["duration_s"])
+                                    .append_column("published_version", pa.array([version] * n, pa.int64()))
+                                    .append_column("producer", pa.array([PRODUCER] * n, pa.string())), corpus.schema)
 
-        stats.rows_in = len(pending)
+        stats.rows_in = pending.num_rows
         stats.rows_out = corpus.append(rows(), {"stage": "publish"})
 
     def finish(self, ctx: Context, stats: StageStats) -> None:

@@ -2,7 +2,9 @@ from collections import Counter
 
 import pytest
 
-from dataflux.generate.assign import assign_nodes
+import pyarrow as pa
+
+from dataflux.generate.assign import assign_nodes, grounding_columns
 from dataflux.clip_data import DATA_CLOSE, DATA_OPEN
 from dataflux.generate.prompts import writer_messages
 from dataflux.generate.writers import TemplateWriter, question_id
@@ -57,14 +59,26 @@ def test_ungrounded_nodes_are_node_mismatch_rejects_for_the_template_writer():
 
 
 def test_assignment_is_capped_balanced_and_deterministic():
-    annotations = [{**SPEECH, "clip_id": f"clp_{i:03d}"} for i in range(90)]
+    annotations = pa.Table.from_pylist([{**SPEECH, "clip_id": f"clp_{i:03d}"} for i in range(90)][::-1])
     pairs = assign_nodes(annotations, LEAVES, max_per_clip=3, grounded_only=True)
-    assert pairs == assign_nodes(annotations, LEAVES, max_per_clip=3, grounded_only=True)
-    per_clip = Counter(a["clip_id"] for a, _ in pairs)
+    assert pairs.equals(assign_nodes(annotations.sort_by("clip_id"), LEAVES, max_per_clip=3, grounded_only=True))
+    per_clip = Counter(pairs["clip_id"].to_pylist())
     assert set(per_clip.values()) == {3}
-    per_node = Counter(l.name for _, l in pairs)
+    by_path = {leaf.node_path: leaf for leaf in LEAVES}
+    per_node = Counter(pairs["node_path"].to_pylist())
     assert max(per_node.values()) - min(per_node.values()) <= 1
-    assert all(l.grounded_by for _, l in pairs)
+    assert all(by_path[p].grounded_by for p in per_node)
+
+
+def test_assignment_skips_leaves_whose_grounding_columns_are_null():
+    ungrounded = {**SPEECH, "clip_id": "clp_x", **{c: None for c in grounding_columns(LEAVES)}}
+    annotations = pa.Table.from_pylist([ungrounded, {**SPEECH, "clip_id": "clp_y"}])
+    assert set(assign_nodes(annotations, LEAVES, 3, grounded_only=True)["clip_id"].to_pylist()) == {"clp_y"}
+    # ungrounded leaves (15 of the packaged 33) go to any clip when the writer is not the template writer
+    pairs = assign_nodes(annotations, LEAVES, 3, grounded_only=False).to_pylist()
+    by_path = {leaf.node_path: leaf for leaf in LEAVES}
+    assert {p["clip_id"] for p in pairs} == {"clp_x", "clp_y"}
+    assert all(not by_path[p["node_path"]].grounded_by for p in pairs if p["clip_id"] == "clp_x")
 
 
 def test_question_ids_are_deterministic_and_distinct():
