@@ -7,6 +7,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from dataflux.stage import Result, Stage
 from storage.tables import Table
 
@@ -77,6 +80,10 @@ class TablePass:
     finish: Callable[[list[dict]], list[dict]]  # output rows -> sink rows, where they are made (picklable)
     metadata: dict = field(default_factory=dict)  # commit metadata of the sink's commits
     chunk_rows: int = 2048  # source rows in memory at once (in-process runner)
+    # Source rows -> the chain's items, where the rows are read (picklable, with an `ident` that names its
+    # items for the pass id): e.g. a clip's audio joined to each of its questions. The items of a source row
+    # are together and keep its key and `duration_s`. None: each source row is one item.
+    expand: Callable[[pa.Table], pa.Table] | None = None
 
     @property
     def key(self) -> str:
@@ -128,8 +135,9 @@ class Runner:
         entries = [s.name for s in chain]
         for chunk in spec.source.scan(list(spec.columns), (spec.key, set(spec.keys)), spec.chunk_rows,
                                       version=spec.version):
-            items = chunk.to_pylist()
-            stats.add_audio(audio_seconds(items), platform.node() or "local", entries)
+            seconds = pc.sum(chunk["duration_s"]).as_py() if "duration_s" in chunk.column_names else None
+            stats.add_audio(float(seconds or 0.0), platform.node() or "local", entries)
+            items = (spec.expand(chunk) if spec.expand else chunk).to_pylist()
             for result in self.run(chain, items, stats, on_progress=on_progress):
                 out.add(Result(spec.finish(result.rows), result.rejects))
 

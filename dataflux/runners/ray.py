@@ -204,7 +204,8 @@ class RayRunner(Runner):
         # forever (Ray's own read_parquet lists files in a 1-CPU task).
         ds = ray.data.from_items([{"path": f} for f in files], override_num_blocks=len(files))
         block_rows = 4 * chain[0].resources.batch_size  # small blocks stream through the actor pools
-        ds = ds.map_batches(_read_files, fn_args=(columns, spec.key, sorted(spec.keys), block_rows),
+        expand = ray.put(spec.expand) if spec.expand else None  # once in the object store, not in every task
+        ds = ds.map_batches(_read_files, fn_args=(columns, spec.key, sorted(spec.keys), block_rows, expand),
                             batch_size=1, batch_format="pyarrow", num_cpus=0)
         for i, stage in enumerate(chain):
             res = stage.resources
@@ -274,18 +275,33 @@ class _StageActor:
         self.stage.teardown()
 
 
-def _read_files(paths: pa.Table, columns: list[str], key: str, keys: list[str], chunk_rows: int) -> Iterator[pa.Table]:
-    """On a worker: the pending rows of the given Parquet files, a chunk at a time; each row accounts for one
-    item and its audio seconds."""
+def _read_files(paths: pa.Table, columns: list[str], key: str, keys: list[str], chunk_rows: int,
+                expand=None) -> Iterator[pa.Table]:
+    """On a worker: the pending rows of the given Parquet files, a chunk at a time, as the chain's items
+    (`expand`ed where the pass has an expansion); each item accounts for one item in the stats, and the
+    first item of each source row for that row's audio seconds."""
+    import ray
+
+    if isinstance(expand, ray.ObjectRef):
+        expand = ray.get(expand)
     wanted = pa.array(keys, pa.string())
     for path in paths["path"].to_pylist():
         dataset = pa.dataset.dataset(path, format="parquet")
         for batch in dataset.to_batches(columns=columns, filter=pc.field(key).isin(wanted), batch_size=chunk_rows):
             if not batch.num_rows:
                 continue
-            n = batch.num_rows
             table = pa.Table.from_batches([batch])
-            seconds = table["duration_s"] if "duration_s" in columns else pa.array([0.0] * n, pa.float64())
+            if expand is not None:
+                table = expand(table)
+            n = table.num_rows
+            if not n:
+                continue
+            if "duration_s" in table.column_names:
+                ids = table[key].combine_chunks()
+                first = pa.concat_arrays([pa.array([True]), pc.not_equal(ids.slice(1), ids.slice(0, n - 1))])
+                seconds = pc.if_else(first, table["duration_s"], 0.0)
+            else:
+                seconds = pa.array([0.0] * n, pa.float64())
             yield table.append_column(ITEMS_IN, pa.array([1] * n, pa.int64())).append_column(AUDIO_S, seconds)
 
 
@@ -352,8 +368,11 @@ def _local(table: Table) -> bool:
 
 
 def _pass_id(spec: TablePass) -> str:
-    """The same pass (sink, source version, pending keys) gets the same id, so a retried commit is a no-op."""
+    """The same pass (sink, source version, pending keys, and the items an expansion makes of them) gets the
+    same id, so a retried commit is a no-op."""
     h = hashlib.sha256(f"{spec.sink.uri}\n{spec.source.uri}\n{spec.version}\n".encode())
+    if spec.expand is not None:
+        h.update(f"{spec.expand.ident}\n".encode())
     for key in sorted(spec.keys):
         h.update(key.encode() + b"\n")
     return h.hexdigest()[:20]

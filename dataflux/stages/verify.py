@@ -2,22 +2,27 @@
 audio, then a judge adjudicates. An item is a question; it ends as one verdict row or one reject
 (`answer_failed`, `judge_failed`).
 
-The chain runs on the pipeline's runner (Ray actor pools for the measuring answerers); the audio of a
-clip travels with each of its questions, sorted together so an answerer measures a clip once.
+The chain runs on the pipeline's runner (Ray actor pools for the measuring answerers) as a table pass
+over the clips that have pending questions: the audio is read where the chain runs and joined there to
+each of the clip's questions (`ClipQuestions`), sorted together so an answerer measures a clip once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from contextlib import ExitStack
-from typing import Annotated, Any, Callable, Iterator, Literal, Union
+from typing import Annotated, Any, Callable, Literal, Union
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from dataflux.annotate.tags import TagThresholds
 from pydantic import Field, field_validator
 
 from dataflux.llm.client import Endpoint, LocalEndpoint
 from dataflux.llm.replicas import ServedEndpoint, role_endpoint
-from dataflux.runners.base import Runner, StageStats
+from dataflux.runners.base import Runner, StageStats, TablePass
 from dataflux.settings import Section, one_of
 from dataflux.shards import Shard
 from dataflux.stage import Resources, Result, Stage
@@ -175,22 +180,42 @@ def verdict_row(item: dict) -> dict:
             "model_id": item["judge_model"]}
 
 
-def items_with_audio(run: RunFolder, pending: list[dict], chunk_clips: int) -> Iterator[list[dict]]:
-    """The pending questions as items, with their clip's audio and annotation, a bounded number of
-    clips' audio at a time; a clip's questions are together, so an answerer measures a clip once."""
-    by_clip: dict[str, list[dict]] = {}
-    for q in pending:
-        by_clip.setdefault(q["clip_id"], []).append(q)
-    missing = set(by_clip) - set(run.table("clips").read(columns=["clip_id"])["clip_id"].to_pylist())
-    if missing:  # refused before any answer is committed
-        raise ValueError(f"{len(missing)} clips with questions are not in the clips table, e.g. {min(missing)}")
-    notes = {a["clip_id"]: a for a in run.table("annotations").read().to_pylist() if a["clip_id"] in by_clip}
-    for chunk in run.table("clips").scan(["clip_id", "audio"], ("clip_id", set(by_clip)), chunk_clips):
-        items = [{**q, "audio": clip["audio"], "answers": "[]",
-                  "annotation": json.dumps(notes.get(clip["clip_id"]) or {}, default=str)}
-                 for clip in chunk.to_pylist() for q in by_clip[clip["clip_id"]]]
-        items.sort(key=lambda i: (i["clip_id"], i["question_id"]))
-        yield items
+def verdict_rows(items: list[dict]) -> list[dict]:
+    return [verdict_row(item) for item in items]
+
+
+class ClipQuestions:
+    """A table pass's expansion for verify: clip rows (with their audio) -> the pending questions of those
+    clips as items, each with the clip's audio and annotation, a clip's questions together (so an
+    answerer measures a clip once). Runs where the clips are read: on Ray, the workers."""
+
+    def __init__(self, questions: pa.Table, annotations: pa.Table):
+        self.questions, self.annotations = questions, annotations
+        ids = "\n".join(sorted(questions["question_id"].to_pylist()))
+        self.ident = hashlib.sha256(ids.encode()).hexdigest()
+
+    def __call__(self, clips: pa.Table) -> pa.Table:
+        items = self.questions.filter(pc.is_in(self.questions["clip_id"], value_set=clips["clip_id"]))
+        items = items.sort_by([("clip_id", "ascending"), ("question_id", "ascending")])
+        at = pc.index_in(items["clip_id"], value_set=clips["clip_id"])
+        notes = self.annotations.filter(pc.is_in(self.annotations["clip_id"], value_set=clips["clip_id"]))
+        by_clip = {a["clip_id"]: json.dumps(a, default=str) for a in notes.to_pylist()}
+        n = items.num_rows
+        return (items.append_column("audio", clips["audio"].take(at))
+                .append_column("duration_s", clips["duration_s"].take(at))
+                .append_column("answers", pa.array(["[]"] * n, pa.string()))
+                .append_column("annotation", pa.array([by_clip.get(c, "{}") for c in items["clip_id"].to_pylist()],
+                                                      pa.string())))
+
+
+class _VerifyRejects:
+    """The chain's rejects as verify's own (`stage: verify`), on their way to the buffered writer."""
+
+    def __init__(self, out: BufferedWriter):
+        self.out = out
+
+    def add(self, result: Result) -> None:
+        self.out.add(Result(result.rows, [{**r, "stage": "verify"} for r in result.rejects]))
 
 
 class Verify(Step):
@@ -201,21 +226,30 @@ class Verify(Step):
     def __init__(self, config: VerifyConfig = VerifyConfig(), thresholds: TagThresholds = TagThresholds()):
         self.config, self.thresholds = config, thresholds
 
-    def candidates(self, ctx: Context) -> list[dict]:
-        return ctx.run.table("questions").read().to_pylist()
+    def candidates(self, ctx: Context) -> pa.Table:
+        return ctx.run.table("questions").read(columns=["question_id", "clip_id"])
 
-    def process(self, ctx: Context, pending: list[dict], stats: StageStats, out: BufferedWriter) -> None:
-        cache_path = ctx.run.llm_cache
-
-        def post(result: Result) -> Result:
-            rejects = [{**r, "stage": "verify"} for r in result.rejects]
-            return Result([verdict_row(item) for item in result.rows], rejects)
-
+    def process(self, ctx: Context, pending: pa.Table, stats: StageStats, out: BufferedWriter) -> None:
+        clips = ctx.run.table("clips")
+        version = clips.version()
+        clip_ids = pc.unique(pending["clip_id"])
+        missing = pc.filter(clip_ids, pc.invert(pc.is_in(clip_ids, value_set=clips.read(
+            version, ["clip_id"])["clip_id"])))
+        if len(missing):  # refused before any answer is committed
+            raise ValueError(f"{len(missing)} clips with questions are not in the clips table, e.g. "
+                             f"{pc.min(missing).as_py()}")
+        questions = ctx.run.table("questions").read()
+        questions = questions.filter(pc.is_in(questions["question_id"], value_set=pending["question_id"]))
+        notes = ctx.run.table("annotations").read()
+        notes = notes.filter(pc.is_in(notes["clip_id"], value_set=clip_ids))
+        # The clips' audio is read where the chain runs (on Ray: the workers) and joined to the questions
+        # there; only the question and annotation metadata leave this process.
+        spec = TablePass(clips, version, frozenset(clip_ids.to_pylist()), ("clip_id", "audio", "duration_s"),
+                         ctx.run.table(self.writes), verdict_rows, {"stage": self.name}, self.config.chunk_clips,
+                         ClipQuestions(questions, notes))
         with ExitStack() as stack:
-            chain = build_chain(self.config, self.thresholds, cache_path, stack)
-            for items in items_with_audio(ctx.run, pending, self.config.chunk_clips):
-                for result in ctx.runner.run(chain, items, stats, post=post, on_progress=ctx.on_progress):
-                    out.add(result)
+            chain = build_chain(self.config, self.thresholds, ctx.run.llm_cache, stack)
+            ctx.runner.run_pass(chain, spec, stats, _VerifyRejects(out), ctx.on_progress)
 
 
 def run_verify(run: RunFolder, runner: Runner, config: VerifyConfig = VerifyConfig(),

@@ -110,33 +110,46 @@ DRIVER = textwrap.dedent("""
     from dataflux.runners import LocalRunner
     from dataflux.runners.ray import RayRunner
     from dataflux.stages.annotate import AnnotateConfig, build_chain, run_annotate
+    from dataflux.stages.generate import run_generate
+    from dataflux.stages.verify import VerifyConfig, run_verify
     from storage.run_folder import RunFolder
     runner = RayRunner(address=sys.argv[2]) if sys.argv[3] == "ray" else LocalRunner()
-    config = AnnotateConfig(skip=%r, batch_size=4, chunk_clips=64)
-    stats = run_annotate(RunFolder(sys.argv[1]), runner, config)
+    run = RunFolder(sys.argv[1])
+    stats = run_annotate(run, runner, AnnotateConfig(skip=%r, batch_size=4, chunk_clips=64))
+    if sys.argv[5] == "verify":  # every clip's audio again, joined to its questions
+        run_generate(run)
+        signal = {"backend": "analyzer", "stack": "signal"}
+        stats = run_verify(run, runner, VerifyConfig(answerers=({"name": "a", **signal}, {"name": "b", **signal}),
+                                                     batch_size=4, chunk_clips=64))
     # VmHWM, not ru_maxrss: on Linux a spawned child's ru_maxrss starts at its parent's peak
     hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
     print(json.dumps({"peak_kb": int(hwm.split()[1]), "rows": stats.rows_out}))
 """ % (CHEAP,))
 
 
-def driver_peak(run: Path, address: str, runner: str = "ray") -> dict:
-    out = subprocess.run([sys.executable, "-c", DRIVER, str(run), address, runner, str(ROOT)], capture_output=True,
-                         text=True, timeout=300)
+def driver_peak(run: Path, address: str, runner: str = "ray", until: str = "annotate") -> dict:
+    out = subprocess.run([sys.executable, "-c", DRIVER, str(run), address, runner, str(ROOT), until],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_the_drivers_memory_does_not_grow_with_audio_length(tmp_path, ray_session):
+@pytest.mark.parametrize("until", ["annotate", "verify"])
+def test_the_drivers_memory_does_not_grow_with_audio_length(tmp_path, ray_session, until):
     """16 clips of 2.5 s, then 16 clips of 25 s (about 23 MB more decoded audio on its way through the chain,
-    400 s of audio in all): the driver's peak stays within 10%. Each driver is its own process joining the
+    400 s of audio in all): the driver's peak stays within 10%, through annotate, and through verify, where
+    each clip's audio is joined to each of its questions. Each driver is its own process joining the
     session's cluster, so its peak is its own."""
     address = ray_session.get_runtime_context().gcs_address
     peaks = {}
     for seconds in (2.5, 25):
         run = RunFolder(tmp_path / f"run{seconds}")
         run_ingest(str(synth(tmp_path / f"src{seconds}", 16, seconds)), run, LocalRunner())
-        result = driver_peak(run.local_path, address)
-        assert result["rows"] == 16 and run.table("annotations").num_rows() == 16
+        result = driver_peak(run.local_path, address, until=until)
+        assert run.table("annotations").num_rows() == 16
+        if until == "verify":
+            assert result["rows"] == run.table("questions").num_rows() > 16
+        else:
+            assert result["rows"] == 16
         peaks[seconds] = result["peak_kb"]
     assert peaks[25] <= 1.10 * peaks[2.5], peaks
