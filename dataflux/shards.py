@@ -9,11 +9,13 @@ import math
 Shard = tuple[int, int]  # (index, count)
 
 
+def shard_of(clip_id: str, count: int) -> int:
+    """The index of the shard, of `count`, that a clip belongs to."""
+    return int(hashlib.sha256(clip_id.encode()).hexdigest()[:8], 16) % count
+
+
 def in_shard(clip_id: str, shard: Shard | None) -> bool:
-    if shard is None:
-        return True
-    index, count = shard
-    return int(hashlib.sha256(clip_id.encode()).hexdigest()[:8], 16) % count == index
+    return shard is None or shard_of(clip_id, shard[1]) == shard[0]
 
 
 def shard_count(num_clips: int, shard_size: int, max_shards: int) -> int:

@@ -89,13 +89,21 @@ class Table:
             "metadata": {k: v for k, v in h.items() if k.startswith("dataflux.") and k != "dataflux.commit_id"},
         } for h in dt.history()]
 
-    def read(self, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
-        """The rows at `version` (latest by default), sorted by key so that reads are reproducible."""
+    def read(self, version: int | None = None, columns: list[str] | None = None,
+             where: tuple[str, pa.Array | pa.ChunkedArray] | None = None) -> pa.Table:
+        """The rows at `version` (latest by default), sorted by key so that reads are reproducible.
+        `where=(column, values)` keeps the rows whose `column` is in `values`, filtering a batch at a time as
+        it reads (a few rows of a big table never hold the whole table in memory)."""
         dt = self._delta(version)
         schema = self.schema if columns is None else pa.schema([self.schema.field(c) for c in columns])
         if dt is None or not dt.file_uris():
             return schema.empty_table()
-        if _is_local(self.uri):
+        if where is not None:
+            names = list(dict.fromkeys([*schema.names, where[0]]))
+            chunks = self.scan(names, (where[0], set(_flat(where[1]).to_pylist())), 1 << 16, version)
+            table = pa.concat_tables([pa.schema([self.schema.field(c) for c in names]).empty_table(), *chunks])
+            table = table.select(schema.names)
+        elif _is_local(self.uri):
             table = pq.read_table(dt.file_uris(), schema=self.schema, columns=columns)
         else:  # object stores: let delta-rs do the reading
             select = ", ".join(f'"{c}"' for c in schema.names)
@@ -303,14 +311,22 @@ def _commit_properties(metadata: dict[str, str] | None) -> CommitProperties:
     return CommitProperties(custom_metadata={f"dataflux.{k}": str(v) for k, v in (metadata or {}).items()})
 
 
+def _flat(values) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else pa.array(values)
+
+
 def _rechunk(batches: Iterator[pa.RecordBatch], chunk_rows: int,
              where: tuple[str, set] | None) -> Iterator[pa.Table]:
-    wanted = pa.array(list(where[1])) if where else None
+    values = list(where[1]) if where else None
+    wanted: dict[pa.DataType, pa.Array] = {}  # the values as an array of the column's type (typed once)
     pending: list[pa.RecordBatch] = []
     held = 0
     for batch in batches:
-        if wanted is not None:
-            batch = batch.filter(pc.is_in(batch[where[0]], value_set=wanted))
+        if values is not None:
+            column = batch[where[0]]
+            if column.type not in wanted:
+                wanted[column.type] = pa.array(values, column.type)
+            batch = batch.filter(pc.is_in(column, value_set=wanted[column.type]))
         while batch.num_rows:
             take = batch.slice(0, chunk_rows - held)
             pending.append(take)

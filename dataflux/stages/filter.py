@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataflux.runners.base import StageStats
+from dataflux.shards import shard_of
 from dataflux.settings import Section
 from dataflux.stage import Result
 from dataflux.step import Context, Step, run_step
@@ -55,28 +56,31 @@ class Filter(Step):
         self.config, self.lineage_base = config, lineage_base or {}
 
     chunk_rows = 4096  # verdicts (with their questions) that are Python dicts at once
+    group_rows = 65536  # verdicts (with their questions) read into Arrow at once, a whole number of clips
 
     def candidates(self, ctx: Context) -> pa.Table:
         return ctx.run.table("verdicts").read(columns=["question_id", "clip_id", "round"])
 
     def process(self, ctx: Context, pending: pa.Table, stats: StageStats, out: BufferedWriter) -> None:
-        pending = pending.sort_by([("round", "ascending"), ("clip_id", "ascending"), ("question_id", "ascending")])
-        ids = pending["question_id"]
-        verdicts = _rows_of(ctx.run.table("verdicts").read(columns=VERDICT_COLUMNS), ids)
-        questions = _rows_of(ctx.run.table("questions").read(columns=QUESTION_COLUMNS), ids)
         dedup, per_node, balancer = self._state(ctx, pc.unique(pending["clip_id"]))
-        for start in range(0, pending.num_rows, self.chunk_rows):
-            chunk = ids.slice(start, self.chunk_rows)
-            result = Result()
-            for v, q in zip(verdicts.take(chunk).to_pylist(), questions.take(chunk).to_pylist()):
-                row, why = decide(v, q, self.config, dedup, per_node, balancer, self.lineage_base)
-                if why:
-                    result.rejects.append(reject(v["question_id"], why[0], why[1], v["clip_id"]))
-                else:
-                    result.rows.append(row)
-            stats.add(len(chunk), result)
-            out.add(result)
-            ctx.progress(len(chunk))
+        for group in clip_groups(pending, self.group_rows):
+            # Within a group of clips (a clip's items always in one), in (round, clip, question) order.
+            group = group.sort_by([("round", "ascending"), ("clip_id", "ascending"), ("question_id", "ascending")])
+            ids = group["question_id"]
+            verdicts = _Rows(ctx.run.table("verdicts").read(columns=VERDICT_COLUMNS, where=("question_id", ids)))
+            questions = _Rows(ctx.run.table("questions").read(columns=QUESTION_COLUMNS, where=("question_id", ids)))
+            for start in range(0, group.num_rows, self.chunk_rows):
+                chunk = ids.slice(start, self.chunk_rows)
+                result = Result()
+                for v, q in zip(verdicts.take(chunk).to_pylist(), questions.take(chunk).to_pylist()):
+                    row, why = decide(v, q, self.config, dedup, per_node, balancer, self.lineage_base)
+                    if why:
+                        result.rejects.append(reject(v["question_id"], why[0], why[1], v["clip_id"]))
+                    else:
+                        result.rows.append(row)
+                stats.add(len(chunk), result)
+                out.add(result)
+                ctx.progress(len(chunk))
         stats.extra["answer_balance"] = letter_balance(balancer.counts)
 
     def _state(self, ctx: Context, clip_ids: pa.Array) -> tuple[Deduplicator, Counter, Balancer]:
@@ -96,17 +100,23 @@ QUESTION_COLUMNS = ["question_id", "clip_id", "node_path", "round", "question", 
 
 
 class _Rows:
-    """A table's rows looked up by key, the table staying Arrow: `take(keys)` gives those rows' table."""
+    """Rows looked up by question id, the table staying Arrow: `take(ids)` gives those rows' table."""
 
-    def __init__(self, table: pa.Table, key: str):
-        self.table, self.key = table, key
+    def __init__(self, table: pa.Table):
+        self.table = table
 
-    def take(self, keys: pa.Array) -> pa.Table:
-        return self.table.take(pc.index_in(keys, value_set=self.table[self.key]))
+    def take(self, ids: pa.ChunkedArray) -> pa.Table:
+        return self.table.take(pc.index_in(ids, value_set=self.table["question_id"]))
 
 
-def _rows_of(table: pa.Table, ids: pa.ChunkedArray) -> _Rows:
-    return _Rows(table.filter(pc.is_in(table["question_id"], value_set=ids)), "question_id")
+def clip_groups(items: pa.Table, rows: int) -> list[pa.Table]:
+    """`items` split by a stable hash of their clip into groups of about `rows` items (one group when they
+    are fewer): a clip's items are in one group, and the same clips go together on every run."""
+    groups = -(-items.num_rows // rows)
+    if groups <= 1:
+        return [items]
+    shard = pa.array([shard_of(c, groups) for c in items["clip_id"].to_pylist()], pa.int64())
+    return [items.filter(pc.equal(shard, g)) for g in range(groups)]
 
 
 def counts(column: pa.ChunkedArray) -> Counter:

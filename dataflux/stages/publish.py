@@ -45,8 +45,7 @@ class Publish(Step):
         if len(missing):  # refused before the commit: no version without them
             raise RuntimeError(f"publish: {len(missing)} kept clips are not in the clips table, e.g. "
                                f"{pc.min(missing).as_py()}")
-        kept = ctx.run.table("kept").read()
-        kept = kept.filter(pc.is_in(kept["question_id"], value_set=pending["question_id"]))
+        kept = ctx.run.table("kept").read(where=("question_id", pending["question_id"]))
 
         def rows():  # the kept items with their clip's audio, a bounded number of clips at a time
             for clips in ctx.run.table("clips").scan(["clip_id", "audio", "duration_s"],

@@ -238,10 +238,8 @@ class Verify(Step):
         if len(missing):  # refused before any answer is committed
             raise ValueError(f"{len(missing)} clips with questions are not in the clips table, e.g. "
                              f"{pc.min(missing).as_py()}")
-        questions = ctx.run.table("questions").read()
-        questions = questions.filter(pc.is_in(questions["question_id"], value_set=pending["question_id"]))
-        notes = ctx.run.table("annotations").read()
-        notes = notes.filter(pc.is_in(notes["clip_id"], value_set=clip_ids))
+        questions = ctx.run.table("questions").read(where=("question_id", pending["question_id"]))
+        notes = ctx.run.table("annotations").read(where=("clip_id", clip_ids))
         # The clips' audio is read where the chain runs (on Ray: the workers) and joined to the questions
         # there; only the question and annotation metadata leave this process.
         spec = TablePass(clips, version, frozenset(clip_ids.to_pylist()), ("clip_id", "audio", "duration_s"),

@@ -4,6 +4,7 @@ import hashlib
 import random
 from collections import Counter
 
+import pyarrow as pa
 from scipy.stats import chisquare
 
 from dataflux.stages.filter import FilterConfig, decide
@@ -91,3 +92,37 @@ def test_relabel_rewrites_letter_references_but_not_the_article():
     out = relabel(text, mapping)
     assert out == "A man's voice is option C, not (A).\nAnswer: C"
     assert extract_letter(out)[0] == "C"
+
+
+def test_filtering_in_groups_of_clips_decides_as_one_group(tmp_path):
+    """Above `group_rows` verdicts the filter reads and decides a group of clips at a time; a clip's items
+    stay in one group, so duplicates are still caught, and every verdict ends kept or rejected once."""
+    from dataflux.stages.filter import Filter, clip_groups
+    from dataflux.step import Context, run_step
+    from storage.run_folder import RunFolder
+
+    pairs = []
+    for c in range(12):
+        clip = f"clip{c:02d}"
+        pairs += [(question(f"{clip}_a", clip=clip), verdict(f"{clip}_a", clip=clip)),
+                  (question(f"{clip}_b", clip=clip), verdict(f"{clip}_b", clip=clip)),  # an exact duplicate
+                  (question(f"{clip}_c", clip=clip, text="Who is speaking in this clip?"),
+                   verdict(f"{clip}_c", clip=clip, a="A", b="C", winner="NONE", consistency="CONFLICT"))]
+    kept = {}
+    for group_rows in (1000, 7):
+        run = RunFolder(tmp_path / f"run{group_rows}")
+        run.write("questions", [{**q, "producer": "test"} for q, _ in pairs])
+        run.write("verdicts", [{**v, "node_path": GENDER, "producer": "test"} for _, v in pairs])
+        step = Filter()
+        step.group_rows = group_rows
+        stats = run_step(step, Context(run))
+        assert stats.rows_in == 36
+        kept[group_rows] = sorted(run.table("kept").read(columns=["question_id"])["question_id"].to_pylist())
+        reasons = Counter(run.rejects("filter")["reason_code"].to_pylist())
+        assert len(kept[group_rows]) == 12 and reasons == {"duplicate": 12, "conflict": 12}
+    assert kept[7] == kept[1000] == [f"clip{c:02d}_a" for c in range(12)]
+    items = pa.table({"clip_id": [p[0]["clip_id"] for p in pairs], "question_id": [p[0]["question_id"] for p in pairs]})
+    groups = clip_groups(items, 7)
+    assert len(groups) == 6 and sum(g.num_rows for g in groups) == 36
+    assert all(set(g["clip_id"].to_pylist()).isdisjoint(h["clip_id"].to_pylist())
+               for i, g in enumerate(groups) for h in groups[i + 1:])
