@@ -30,7 +30,6 @@ from typing import Callable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset  # noqa: F401  (pa.dataset)
 import pyarrow.parquet as pq
 
 from dataflux.runners.base import Batch, Runner, StageStats, TablePass
@@ -286,11 +285,11 @@ def _read_files(paths: pa.Table, columns: list[str], key: str, keys: list[str], 
         expand = ray.get(expand)
     wanted = pa.array(keys, pa.string())
     for path in paths["path"].to_pylist():
-        dataset = pa.dataset.dataset(path, format="parquet")
-        for batch in dataset.to_batches(columns=columns, filter=pc.field(key).isin(wanted), batch_size=chunk_rows):
-            if not batch.num_rows:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
+            table = _without_views(pa.Table.from_batches([batch]))
+            table = table.filter(pc.is_in(table[key], value_set=wanted))
+            if not table.num_rows:
                 continue
-            table = pa.Table.from_batches([batch])
             if expand is not None:
                 table = expand(table)
             n = table.num_rows
@@ -303,6 +302,14 @@ def _read_files(paths: pa.Table, columns: list[str], key: str, keys: list[str], 
             else:
                 seconds = pa.array([0.0] * n, pa.float64())
             yield table.append_column(ITEMS_IN, pa.array([1] * n, pa.int64())).append_column(AUDIO_S, seconds)
+
+
+def _without_views(table: pa.Table) -> pa.Table:
+    """String and binary views (delta-rs' merges write them) as plain strings and binaries, which every
+    compute kernel takes."""
+    plain = {pa.types.is_string_view: pa.string(), pa.types.is_binary_view: pa.binary()}
+    return table.cast(pa.schema([next((f.with_type(t) for test, t in plain.items() if test(f.type)), f)
+                                 for f in table.schema]))
 
 
 def _write_block(batch: pa.Table, uri: str, schema: pa.Schema, pass_id: str) -> pa.Table:
@@ -382,4 +389,5 @@ def _files_holding(spec: TablePass) -> list[str]:
     """The source version's files that hold at least one pending key (reads the key column only)."""
     wanted = pa.array(sorted(spec.keys), pa.string())
     return [f for f in spec.source.files(spec.version)
-            if pc.any(pc.is_in(pq.read_table(f, columns=[spec.key])[spec.key], value_set=wanted)).as_py()]
+            if pc.any(pc.is_in(_without_views(pq.read_table(f, columns=[spec.key]))[spec.key],
+                               value_set=wanted)).as_py()]

@@ -43,7 +43,10 @@ def pass_files(run: RunFolder, table: str) -> list[str]:
 def ingested(tmp_path_factory):
     base = tmp_path_factory.mktemp("pass")
     run = RunFolder(base / "run")
-    run_ingest(str(synth(base / "src", 6, 2.0)), run, LocalRunner())
+    # Two commits: the second is a delta-rs merge, which writes strings as string views
+    for n in (3, 6):
+        run_ingest(str(synth(base / "src", n, 2.0)), run, LocalRunner())
+    assert [h["operation"] for h in run.table("clips").history()] == ["MERGE", "WRITE"]  # newest first
     return run
 
 
@@ -144,7 +147,8 @@ def test_the_drivers_memory_does_not_grow_with_audio_length(tmp_path, ray_sessio
     peaks = {}
     for seconds in (2.5, 25):
         run = RunFolder(tmp_path / f"run{seconds}")
-        run_ingest(str(synth(tmp_path / f"src{seconds}", 16, seconds)), run, LocalRunner())
+        for n in (8, 16):  # a merge among the clips' commits
+            run_ingest(str(synth(tmp_path / f"src{seconds}", n, seconds)), run, LocalRunner())
         result = driver_peak(run.local_path, address, until=until)
         assert run.table("annotations").num_rows() == 16
         if until == "verify":
