@@ -1,10 +1,11 @@
 """Filter: verdicts -> `kept` (training examples) or rejects with reasons.
 
-Per item, in (round, clip, question) order: the keep/discard policy on the verdict, then the
-structural checks on the winner's target; then per clip near-duplicate removal, a cap per taxonomy
-node, and the answer-position balance. Decisions already committed (an earlier run into the same
-folder) seed the duplicate, cap and balance state, so a re-run, or a run over new questions, decides
-the same way; the kept rows are committed at once.
+Per item, in (round, clip, question) order within a group of clips (one group up to `group_rows`
+verdicts; above, groups by a stable hash of the clip, so only one group's rows are read at a time): the
+keep/discard policy on the verdict, then the structural checks on the winner's target; then per clip
+near-duplicate removal, a cap per taxonomy node, and the answer-position balance. Decisions already
+committed (an earlier run into the same folder) seed the duplicate, cap and balance state, so a re-run,
+or a run over new questions, decides the same way; the kept rows are committed at once.
 
 Fixable rejects go back to the question writer: see `dataflux.stages.loop`.
 """
