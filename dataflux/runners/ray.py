@@ -204,8 +204,10 @@ class RayRunner(Runner):
         ds = ray.data.from_items([{"path": f} for f in files], override_num_blocks=len(files))
         block_rows = 4 * chain[0].resources.batch_size  # small blocks stream through the actor pools
         expand = ray.put(spec.expand) if spec.expand else None  # once in the object store, not in every task
+        # Tasks that declare no CPU are not bounded by CPU slots: at most one per CPU of the cluster at a time
+        io_tasks = max(1, int(ray.cluster_resources().get("CPU", 1)))
         ds = ds.map_batches(_read_files, fn_args=(columns, spec.key, sorted(spec.keys), block_rows, expand),
-                            batch_size=1, batch_format="pyarrow", num_cpus=0)
+                            batch_size=1, batch_format="pyarrow", num_cpus=0, concurrency=io_tasks)
         for i, stage in enumerate(chain):
             res = stage.resources
             ds = ds.map_batches(
@@ -215,7 +217,7 @@ class RayRunner(Runner):
                 num_gpus=res.num_gpus or None, resources=res.custom or None, zero_copy_batch=True)
         sink = spec.sink
         ds = ds.map_batches(_write_block, fn_args=(sink.uri, sink.schema, pass_id), batch_format="pyarrow",
-                            batch_size=spec.chunk_rows, num_cpus=0)
+                            batch_size=spec.chunk_rows, num_cpus=0, concurrency=io_tasks)
         written = []
         for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             for row in table.to_pylist():
