@@ -87,10 +87,11 @@ class Filter(Step):
     def _state(self, ctx: Context, clip_ids: pa.Array) -> tuple[Deduplicator, Counter, Balancer]:
         """The duplicate, cap and balance state of the decisions already committed: the kept questions of
         the clips at hand (duplicates are per clip), and the kept counts per node and per answer letter."""
-        kept = ctx.run.table("kept").read(columns=["clip_id", "question", "options", "node_path", "answer"])
+        table = ctx.run.table("kept")
         dedup = Deduplicator(self.config.near_duplicate)
-        for k in kept.filter(pc.is_in(kept["clip_id"], value_set=clip_ids)).to_pylist():
+        for k in table.read(columns=["clip_id", "question", "options"], where=("clip_id", clip_ids)).to_pylist():
             dedup.add(k["clip_id"], k["question"], k["options"])
+        kept = table.read(columns=["node_path", "answer"])
         return dedup, counts(kept["node_path"]), Balancer(counts(kept["answer"]))
 
 
