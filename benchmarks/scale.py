@@ -131,13 +131,18 @@ def one_size(n: int, work: Path) -> dict:
     from storage.run_folder import RunFolder
 
     peak = {"tree": 0, "tree_anon": 0, "driver": 0, "driver_anon": 0}
+    timeline = []  # every 5 s: [seconds into the flow, flow process private MB, tree private MB]
     stop = threading.Event()
 
     def sample():
+        ticks = 0
         while not stop.wait(0.5):
-            for name, (rss, anon) in (("tree", tree_memory(os.getpid(), {p.pid for p in prefect.procs})),
-                                      ("driver", memory(os.getpid()))):
+            now = {"tree": tree_memory(os.getpid(), {p.pid for p in prefect.procs}), "driver": memory(os.getpid())}
+            for name, (rss, anon) in now.items():
                 peak[name], peak[f"{name}_anon"] = max(peak[name], rss), max(peak[f"{name}_anon"], anon)
+            if ticks % 10 == 0:
+                timeline.append([round(time.perf_counter() - start), now["driver"][1] >> 20, now["tree"][1] >> 20])
+            ticks += 1
 
     with LocalPrefect(home=work / "prefect", worker=False) as prefect, \
             temporary_settings({PREFECT_API_URL: prefect.api_url}):
@@ -165,7 +170,7 @@ def one_size(n: int, work: Path) -> dict:
             "generate_audio_seconds": round(generate_s, 2), "stage_seconds": stages,
             **{f"peak_{name}_mb": round(value / 2**20) for name, value in peak.items()},
             "tables_mb": round(tables_mb, 1), "task_runs": len(tasks), "rows": counts,
-            "inputs_accounted": accounted == n}
+            "inputs_accounted": accounted == n, "memory_timeline": timeline}
 
 
 def main(sizes: list[int]) -> None:
