@@ -54,6 +54,7 @@ class Table:
         self.schema = schema
         self.key = key
         self.storage_options = storage_options
+        self._keys: tuple[int, pa.Array] | None = None  # upsert's cache: (version, its keys)
 
     def _delta(self, version: int | None = None) -> DeltaTable | None:
         try:
@@ -85,8 +86,9 @@ class Table:
             "version": h["version"],
             "timestamp_ms": h["timestamp"],
             "operation": h["operation"],
-            "rows_added": _rows_added(h.get("operationMetrics", {})),
-            "metadata": {k: v for k, v in h.items() if k.startswith("dataflux.") and k != "dataflux.commit_id"},
+            "rows_added": _rows_added(h),
+            "metadata": {k: v for k, v in h.items()
+                         if k.startswith("dataflux.") and k not in ("dataflux.commit_id", "dataflux.rows_added")},
         } for h in dt.history()]
 
     def read(self, version: int | None = None, columns: list[str] | None = None,
@@ -149,18 +151,35 @@ class Table:
         """Insert the rows whose key is not in the table yet, in one atomic commit.
 
         Merge-by-key makes a re-run (after a crash, or of the same input) add nothing twice.
-        Returns the number of rows inserted.
+        Returns the number of rows inserted. The table's keys are read (the key columns only) and the
+        new rows appended: a Delta MERGE reads every column of the target, audio included, at each
+        commit. The keys stay with this object from one commit to the next while the table's version
+        is the one it wrote; the run folder's lock makes a run its tables' only writer.
         """
         rows = _dedupe(rows.cast(self.schema), self.key)
         if rows.num_rows == 0:
             return 0
-        metadata = {**(metadata or {}), "commit_id": uuid.uuid4().hex}
         try:
-            return self._merge(rows, metadata)
+            version, known = self._known_keys()
         except (DeltaError, OSError) as e:
-            if (landed := self._landed(metadata["commit_id"])) is not None:
-                return landed
             raise StorageError(f"cannot write table {self.uri}: {_os_reason(e)}; nothing was committed") from e
+        rows = rows.filter(pc.invert(pc.is_in(_joined_key(rows, self.key), value_set=known)))
+        if rows.num_rows == 0:
+            return 0
+        added = self.append([rows], metadata)
+        after = self.version()
+        self._keys = (after, pa.concat_arrays([known, _joined_key(rows, self.key)])) \
+            if after == (-1 if version is None else version) + 1 else None
+        return added
+
+    def _known_keys(self) -> tuple[int | None, pa.Array]:
+        """(version, the keys at it, joined to one string per row), from the cache when it is current."""
+        version = self.version()
+        if version is None:
+            return None, pa.array([], pa.string())
+        if self._keys is None or self._keys[0] != version:
+            self._keys = (version, _joined_key(self.read(version, list(self.key)), self.key))
+        return self._keys
 
     def _landed(self, commit_id: str) -> int | None:
         """Rows added by the commit tagged `commit_id`, if it is in the log after all: on an object store
@@ -173,37 +192,23 @@ class Table:
             return None
         for h in recent:
             if h.get("dataflux.commit_id") == commit_id:
-                return _rows_added(h.get("operationMetrics", {})) or 0
+                return _rows_added(h) or 0
         return None
-
-    def _merge(self, rows: pa.Table, metadata: dict[str, str] | None) -> int:
-        props = _commit_properties(metadata)
-        dt = self._delta()
-        if dt is None:
-            write_deltalake(self.uri, rows, mode="append", storage_options=self.storage_options,
-                            commit_properties=props)
-            return rows.num_rows
-        predicate = " AND ".join(f"t.{k} = s.{k}" for k in self.key)
-        result = (dt.merge(source=rows, predicate=predicate, source_alias="s", target_alias="t",
-                           commit_properties=props)
-                  .when_not_matched_insert_all().execute())
-        return int(result["num_target_rows_inserted"])
 
     def append(self, chunks: Iterable[pa.Table], metadata: dict[str, str] | None = None) -> int:
         """Append a stream of rows in one atomic commit, holding one chunk at a time. Only for rows
         whose keys the caller knows to be new (no merge); returns the number of rows written."""
         metadata = {**(metadata or {}), "commit_id": uuid.uuid4().hex}
-        props = _commit_properties(metadata)
         try:
-            return self._append(chunks, props)
+            return self._append(chunks, metadata)
         except (DeltaError, OSError) as e:
             if (landed := self._landed(metadata["commit_id"])) is not None:
                 return landed
             raise StorageError(f"cannot write table {self.uri}: {_os_reason(e)}; nothing was committed") from e
 
-    def _append(self, chunks: Iterable[pa.Table], props: CommitProperties) -> int:
+    def _append(self, chunks: Iterable[pa.Table], metadata: dict[str, str]) -> int:
         if not _is_local(self.uri):
-            return self._append_spooled(chunks, props)
+            return self._append_spooled(chunks, metadata)
         # Local tables: the Parquet files are written here, a row group per chunk, and committed in one
         # transaction; delta-rs' own writer holds a whole write in memory (about 4x its size).
         folder = Path(self.uri.removeprefix("file://"))
@@ -232,6 +237,7 @@ class Table:
             close()
         if not actions:
             return 0
+        props = _commit_properties({**metadata, "rows_added": count})
         dt = self._delta()
         if dt is None:
             create_table_with_add_actions(self.uri, DeltaSchema.from_arrow(self.schema), actions, mode="append",
@@ -287,7 +293,7 @@ class Table:
                 removed += 1
         return removed
 
-    def _append_spooled(self, chunks: Iterable[pa.Table], props: CommitProperties) -> int:
+    def _append_spooled(self, chunks: Iterable[pa.Table], metadata: dict[str, str]) -> int:
         # Spooled to a local Arrow file first: delta-rs pulls the stream from inside its own async
         # runtime, where the chunks' producer (often another table's scan) may not call delta-rs.
         count = 0
@@ -303,7 +309,7 @@ class Table:
                 reader = pa.RecordBatchReader.from_batches(
                     self.schema, (spooled.get_batch(i) for i in range(spooled.num_record_batches)))
                 write_deltalake(self.uri, reader, mode="append", storage_options=self.storage_options,
-                                commit_properties=props)
+                                commit_properties=_commit_properties({**metadata, "rows_added": count}))
         return count
 
 
@@ -348,11 +354,21 @@ def _dedupe(rows: pa.Table, key: tuple[str, ...]) -> pa.Table:
     return rows.take(sorted(first["_i_min"].to_pylist()))
 
 
-def _rows_added(metrics: dict) -> int | None:
+def _rows_added(commit: dict) -> int | None:
+    """Rows a commit added: ours record it (`dataflux.rows_added`), delta-rs' own writes in their metrics."""
+    if "dataflux.rows_added" in commit:
+        return int(commit["dataflux.rows_added"])
+    metrics = commit.get("operationMetrics", {})
     for name in ("num_added_rows", "num_target_rows_inserted"):
         if name in metrics:
             return int(metrics[name])
     return None
+
+
+def _joined_key(table: pa.Table, key: tuple[str, ...]) -> pa.Array:
+    """One string per row for a key of one or more columns (joined with a unit separator)."""
+    columns = [pc.cast(table[k].combine_chunks(), pa.string()) for k in key]
+    return columns[0] if len(columns) == 1 else pc.binary_join_element_wise(*columns, "\x1f")
 
 
 def _is_local(uri: str) -> bool:

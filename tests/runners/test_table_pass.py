@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
+from deltalake import DeltaTable
 
 from dataflux.runners import LocalRunner
 from dataflux.runners.ray import RayRunner
@@ -43,10 +45,19 @@ def pass_files(run: RunFolder, table: str) -> list[str]:
 def ingested(tmp_path_factory):
     base = tmp_path_factory.mktemp("pass")
     run = RunFolder(base / "run")
-    # Two commits: the second is a delta-rs merge, which writes strings as string views
-    for n in (3, 6):
-        run_ingest(str(synth(base / "src", n, 2.0)), run, LocalRunner())
-    assert [h["operation"] for h in run.table("clips").history()] == ["MERGE", "WRITE"]  # newest first
+    run_ingest(str(synth(base / "src", 3, 2.0)), run, LocalRunner())
+    # The other three clips as a run folder written before upserts became appends holds them: a delta-rs
+    # MERGE commit, whose files hold strings as string views
+    other = RunFolder(base / "other")
+    run_ingest(str(synth(base / "src", 6, 2.0)), other, LocalRunner())
+    known = run.table("clips").read(columns=["clip_id"])["clip_id"]
+    rest = other.table("clips").read()
+    rest = rest.filter(pc.invert(pc.is_in(rest["clip_id"], value_set=known)))
+    DeltaTable(run.table("clips").uri).merge(rest, "t.clip_id = s.clip_id", source_alias="s", target_alias="t") \
+        .when_not_matched_insert_all().execute()
+    assert [h["operation"] for h in run.table("clips").history()] == ["MERGE", "CREATE TABLE"]  # newest first
+    assert run.table("clips").num_rows() == 6
+    assert any(pa.types.is_string_view(f.type) for path in run.table("clips").files() for f in pq.read_schema(path))
     return run
 
 
