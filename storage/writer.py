@@ -21,7 +21,9 @@ class BufferedWriter:
                  max_rows: int = 512, max_bytes: int = 64 << 20, max_seconds: float = 30.0):
         self.run, self.table, self.metadata = run, table, metadata
         self.max_rows, self.max_bytes, self.max_seconds = max_rows, max_bytes, max_seconds
-        self.schemas = {name: run.table(name).schema for name in (table, "rejects")}
+        # one Table object per table for the writer's life: it keeps the keys it committed (Table.upsert)
+        self.tables = {name: run.table(name) for name in (table, "rejects")}
+        self.schemas = {name: t.schema for name, t in self.tables.items()}
         self.held: dict[str, list[pa.Table]] = {table: [], "rejects": []}
         self.count = self.bytes = 0
         self.since = time.monotonic()
@@ -41,7 +43,7 @@ class BufferedWriter:
     def flush(self) -> None:
         for name, key in ((self.table, "rows"), ("rejects", "rejects")):
             if self.held[name]:
-                self.written[key] += self.run.table(name).upsert(pa.concat_tables(self.held[name]), self.metadata)
+                self.written[key] += self.tables[name].upsert(pa.concat_tables(self.held[name]), self.metadata)
                 self.written["commits"] += 1
                 self.held[name] = []
         self.count, self.bytes, self.since = 0, 0, time.monotonic()
