@@ -23,7 +23,6 @@ class BufferedWriter:
         self.max_rows, self.max_bytes, self.max_seconds = max_rows, max_bytes, max_seconds
         # one Table object per table for the writer's life: it keeps the keys it committed (Table.upsert)
         self.tables = {name: run.table(name) for name in (table, "rejects")}
-        self.schemas = {name: t.schema for name, t in self.tables.items()}
         self.held: dict[str, list[pa.Table]] = {table: [], "rejects": []}
         self.count = self.bytes = 0
         self.since = time.monotonic()
@@ -32,7 +31,7 @@ class BufferedWriter:
     def add(self, result) -> None:
         for name, rows in ((self.table, result.rows), ("rejects", result.rejects)):
             if rows:
-                table = conform(rows, self.schemas[name])
+                table = conform(rows, self.tables[name].schema)
                 self.held[name].append(table)
                 self.count += table.num_rows
                 self.bytes += sum(c.nbytes for c in table.columns if pa.types.is_binary(c.type))  # audio
