@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from dataflux.history import history as history_rows
 from dataflux.history import record as record_history
@@ -23,8 +24,12 @@ from dataflux.step import Context, Step, run_step
 from storage.export import export_hf
 from storage.run_folder import RunFolder
 from storage.schemas import conform_table
+from storage.tables import Table
 
 PRODUCER = "publish@1"
+GROUP_ROWS = 4096  # kept rows held at once (about 2 KB each) while their clips' audio streams past
+AUDIO_CLIPS = 512  # clips whose audio is held at once
+SPILL_ROWS = 4096  # kept rows read at once while they are spilled by group
 
 
 class Publish(Step):
@@ -39,28 +44,38 @@ class Publish(Step):
     def process(self, ctx: Context, pending: pa.Table, stats: StageStats, out: None) -> None:
         corpus = ctx.run.table("corpus")
         version = 0 if not corpus.exists() else corpus.version() + 1
-        clip_ids = pc.unique(pending["clip_id"])
-        missing = pc.filter(clip_ids, pc.invert(pc.is_in(
-            clip_ids, value_set=ctx.run.table("clips").read(columns=["clip_id"])["clip_id"])))
-        if len(missing):  # refused before the commit: no version without them
-            raise RuntimeError(f"publish: {len(missing)} kept clips are not in the clips table, e.g. "
-                               f"{pc.min(missing).as_py()}")
-        kept = ctx.run.table("kept").read(where=("question_id", pending["question_id"]))
+        clips = ctx.run.table("clips")
+        snapshot = clips.version()
+        wanted = set(pc.unique(pending["clip_id"]).to_pylist())
+        order = clips.scan(["clip_id"], ("clip_id", wanted), 1 << 16, snapshot)  # file order, as the audio comes
+        order = pa.concat_arrays([pa.array([], pa.string()), *(c["clip_id"].combine_chunks() for c in order)])
+        if len(order) < len(wanted):  # refused before the commit: no version without them
+            missing = wanted - set(order.to_pylist())
+            raise RuntimeError(f"publish: {len(missing)} kept clips are not in the clips table, e.g. {min(missing)}")
+        groups = kept_groups(pending, order)
+        with tempfile.TemporaryDirectory(prefix="dataflux-publish-") as spill:
+            spill_groups(ctx.run.table("kept"), pending["question_id"], groups, Path(spill))
 
-        def rows():  # the kept items with their clip's audio, a bounded number of clips at a time
-            for clips in ctx.run.table("clips").scan(["clip_id", "audio", "duration_s"],
-                                                     ("clip_id", set(clip_ids.to_pylist())), 512):
-                items = kept.filter(pc.is_in(kept["clip_id"], value_set=clips["clip_id"]))
-                at = pc.index_in(items["clip_id"], value_set=clips["clip_id"])
-                audio = clips.select(["audio", "duration_s"]).take(at)
-                n = items.num_rows
-                yield conform_table(items.drop_columns(["producer"]).append_column("audio", audio["audio"])
-                                    .append_column("duration_s", audio["duration_s"])
-                                    .append_column("published_version", pa.array([version] * n, pa.int64()))
-                                    .append_column("producer", pa.array([PRODUCER] * n, pa.string())), corpus.schema)
+            def rows():  # the kept items with their clip's audio, a bounded number of clips at a time
+                held: dict[int, pa.Table] = {}  # group -> its kept rows, for the groups of the chunk at hand
+                for audio in clips.scan(["clip_id", "audio", "duration_s"], ("clip_id", wanted), AUDIO_CLIPS,
+                                        snapshot):
+                    at = pc.index_in(audio["clip_id"], value_set=groups["clip_id"])
+                    near = pc.unique(pc.take(groups["group"], at)).to_pylist()
+                    held = {g: held[g] if g in held else pq.read_table(Path(spill) / f"{g}.parquet") for g in near}
+                    candidates = pa.concat_tables(held.values())
+                    items = candidates.filter(pc.is_in(candidates["clip_id"], value_set=audio["clip_id"]))
+                    at = pc.index_in(items["clip_id"], value_set=audio["clip_id"])
+                    audio = audio.select(["audio", "duration_s"]).take(at)
+                    n = items.num_rows
+                    yield conform_table(
+                        items.drop_columns(["producer"]).append_column("audio", audio["audio"])
+                        .append_column("duration_s", audio["duration_s"])
+                        .append_column("published_version", pa.array([version] * n, pa.int64()))
+                        .append_column("producer", pa.array([PRODUCER] * n, pa.string())), corpus.schema)
 
-        stats.rows_in = pending.num_rows
-        stats.rows_out = corpus.append(rows(), {"stage": "publish"})
+            stats.rows_in = pending.num_rows
+            stats.rows_out = corpus.append(rows(), {"stage": "publish"})
 
     def finish(self, ctx: Context, stats: StageStats) -> None:
         """Export the latest version if it has no export yet (also after a crash between commit and export)."""
@@ -82,6 +97,33 @@ class Publish(Step):
                 shutil.rmtree(staging, ignore_errors=True)
         stats.extra.update({"corpus_version": version, "corpus_rows": corpus.num_rows(version),
                             "corpus_uri": corpus.uri, "export": str(folder) if folder else None})
+
+
+def kept_groups(pending: pa.Table, order: pa.Array, rows: int | None = None) -> pa.Table:
+    """(clip_id, group): the pending clips in `order` (the order their audio is read), cut into groups
+    of consecutive clips holding about `rows` pending items each, so that publish holds one or two
+    groups' kept rows, not the whole table, while the audio streams past."""
+    rows = rows or GROUP_ROWS
+    counts = pc.value_counts(pending["clip_id"])
+    per_clip = pc.take(counts.field("counts"), pc.index_in(order, value_set=counts.field("values")))
+    before = pc.subtract(pc.cumulative_sum(per_clip), per_clip)  # pending items of the clips before each
+    return pa.table({"clip_id": order, "group": pc.divide(before, rows)})
+
+
+def spill_groups(kept: Table, questions: pa.ChunkedArray, groups: pa.Table, folder: Path) -> None:
+    """The kept rows of `questions`, read once, a chunk at a time, into `folder/<group>.parquet` by their
+    clip's group: each group is then read whole when its clips' audio comes."""
+    writers: dict[int, pq.ParquetWriter] = {}
+    try:
+        for chunk in kept.scan(where=("question_id", set(questions.to_pylist())), chunk_rows=SPILL_ROWS):
+            group = pc.take(groups["group"], pc.index_in(chunk["clip_id"], value_set=groups["clip_id"]))
+            for g in pc.unique(group).to_pylist():
+                if g not in writers:
+                    writers[g] = pq.ParquetWriter(folder / f"{g}.parquet", chunk.schema)
+                writers[g].write_table(chunk.filter(pc.equal(group, g)))
+    finally:
+        for writer in writers.values():
+            writer.close()
 
 
 def run_publish(run: RunFolder) -> StageStats:
