@@ -53,11 +53,12 @@ system-deps:
 	@missing=""; \
 	ldconfig -p | grep -q 'libavcodec\.so' || missing="$$missing ffmpeg"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing="$$missing chromium"; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing$$missing (apt-get)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	  else echo "warning: missing$$missing; install them (datasets decodes audio with FFmpeg, the UI test needs Chromium)"; fi; \
+	  else echo "warning: missing$$missing; install them (datasets decodes audio with FFmpeg, the UI test needs Chromium, the ablation benchmark speaks with espeak-ng)"; fi; \
 	fi
 
 demo: $(STAMP)
