@@ -3,9 +3,6 @@ rows of a group of clips at a time, not the kept table: the corpus is the same w
 and the flow process's memory does not grow with the kept table."""
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -13,9 +10,8 @@ import pyarrow.compute as pc
 from dataflux.stages import publish
 from dataflux.stages.publish import kept_groups, run_publish
 from storage.run_folder import RunFolder
+from tests.peak_memory import child_grew_mb
 from tests.storage.fill import kept_rows, rows
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _kept(start: int, per_clip: list[int]) -> list[dict]:
@@ -64,32 +60,17 @@ def test_the_corpus_is_the_kept_items_with_their_audio_whatever_the_group_size(t
 
 
 PROCESS = """
-import sys, threading
+import sys
 import dataflux.stages.publish as publish
 from dataflux.runners.base import StageStats
 from dataflux.step import Context
 from storage.run_folder import RunFolder
+from tests.peak_memory import grew_mb
 
 publish.GROUP_ROWS, publish.AUDIO_CLIPS = int(sys.argv[2]), int(sys.argv[3])
-
-def anon():
-    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("RssAnon")) >> 10
-
-run = RunFolder(sys.argv[1])
-step, ctx = publish.Publish(), Context(run)
+step, ctx = publish.Publish(), Context(RunFolder(sys.argv[1]))
 pending = step.candidates(ctx)
-before = peak = anon()
-done = threading.Event()
-
-def sample():
-    global peak
-    while not done.wait(0.005):
-        peak = max(peak, anon())
-
-threading.Thread(target=sample, daemon=True).start()
-step.process(ctx, pending, StageStats("publish"), None)
-done.set()
-print(max(peak, anon()) - before)
+print(grew_mb(lambda: step.process(ctx, pending, StageStats("publish"), None)))
 """
 
 
@@ -104,8 +85,6 @@ def test_publish_holds_a_group_of_kept_rows_not_the_kept_table(tmp_path):
         for item in items:
             item["reasoning"] = os.urandom(2000).hex()  # 4 KB that does not compress
         run.write("kept", items)
-    grew = int(subprocess.run([sys.executable, "-c", PROCESS, str(run.local_path), "2000", "100"], cwd=ROOT,
-                              check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
-                              ).stdout.split()[-1])
+    grew = child_grew_mb(PROCESS, str(run.local_path), "2000", "100")
     assert run.table("corpus").num_rows() == 40000
     assert grew < 160, f"publish's peak private memory grew by {grew} MB for 160 MB of kept rows"

@@ -4,6 +4,7 @@ import pytest
 from storage.run_folder import RunFolder
 from storage.schemas import REJECTS, conform
 from storage.tables import Table
+from tests.peak_memory import child_grew_mb
 
 SCHEMA = pa.schema([pa.field("k", pa.string(), nullable=False), pa.field("v", pa.int64())])
 
@@ -110,27 +111,14 @@ def test_upsert_with_a_key_of_two_columns(tmp_path):
 
 
 BIG = """
-import sys, threading
+import sys
 import pyarrow as pa
 from storage.tables import Table
-
-def anon():
-    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("RssAnon")) >> 10
+from tests.peak_memory import grew_mb
 
 schema = pa.schema([pa.field("k", pa.string(), nullable=False), pa.field("audio", pa.binary())])
 table = Table(sys.argv[1], schema, ("k",))
-before = peak = anon()
-done = threading.Event()
-
-def sample():
-    global peak
-    while not done.wait(0.005):
-        peak = max(peak, anon())
-
-threading.Thread(target=sample, daemon=True).start()
-table.upsert(pa.table({"k": ["80-new"], "audio": [b"x"]}, schema=schema))
-done.set()
-print(max(peak, anon()) - before)
+print(grew_mb(lambda: table.upsert(pa.table({"k": ["80-new"], "audio": [b"x"]}, schema=schema))))
 """
 
 
@@ -138,8 +126,6 @@ def test_upsert_reads_only_the_keys_of_the_table(tmp_path):
     """A commit into a table of big rows (clips, with their audio) does not read the rows: 96 MB of
     audio in the table, the upsert's peak memory grows by far less (a Delta MERGE read all of it)."""
     import os
-    import subprocess
-    import sys
 
     schema = pa.schema([pa.field("k", pa.string(), nullable=False), pa.field("audio", pa.binary())])
     table = Table(str(tmp_path / "clips"), schema, ("k",))
@@ -147,8 +133,6 @@ def test_upsert_reads_only_the_keys_of_the_table(tmp_path):
         audio = [os.urandom(1 << 20) for _ in range(32)]  # incompressible: 32 MB per commit
         keys = [f"{i * 8:02x}-{part}" for i in range(32)]  # every file's key range holds the new key
         table.upsert(pa.table({"k": keys, "audio": audio}, schema=schema))
-    root = str(__import__("pathlib").Path(__file__).resolve().parents[2])
-    grew = int(subprocess.run([sys.executable, "-c", BIG, table.uri], cwd=root, capture_output=True, text=True,
-                              check=True, env={**os.environ, "PYTHONPATH": root}).stdout.split()[-1])
+    grew = child_grew_mb(BIG, table.uri)
     assert grew < 64, f"the upsert's peak private memory grew by {grew} MB"
     assert table.num_rows() == 97
